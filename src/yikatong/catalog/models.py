@@ -1,0 +1,92 @@
+"""Tables of the catalogue. Amounts are integer fen."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from yikatong.core.db import Base
+
+
+class FundingLevel(StrEnum):
+    CENTRAL = "中央"
+    PROVINCE = "省"
+    CITY = "市"
+    COUNTY = "县"
+
+
+class Basis(StrEnum):
+    """What the standard amount is paid per."""
+
+    PERSON = "人"
+    HOUSEHOLD = "户"
+    MU = "亩"
+
+
+class Frequency(StrEnum):
+    MONTH = "月"
+    QUARTER = "季"
+    HALF_YEAR = "半年"
+    YEAR = "年"
+    ONCE = "一次性"
+
+
+class Department(Base):
+    """A handling department (经办部门): a sector office at city, county or township level."""
+
+    __tablename__ = "departments"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"), index=True)
+    sector: Mapped[str] = mapped_column(String(20))  # 民政, 农业农村, ... same sector across levels
+
+
+class Bank(Base):
+    """A paying bank (代发银行) chosen by the city."""
+
+    __tablename__ = "banks"
+    code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    account_prefix: Mapped[str] = mapped_column(String(8))  # BIN of its social security card accounts
+
+
+class TreasuryAccount(Base):
+    """A treasury or special-fund account (国库/专户) money leaves from, straight to the card."""
+
+    __tablename__ = "treasury_accounts"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(4))  # 国库 / 专户
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    bank_code: Mapped[str] = mapped_column(ForeignKey("banks.code"))
+    account_number: Mapped[str] = mapped_column(String(32))
+
+
+class SubsidyCategory(Base):
+    __tablename__ = "subsidy_categories"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+
+    items: Mapped[list[SubsidyItem]] = relationship(back_populates="category", order_by="SubsidyItem.code")
+
+
+class SubsidyItem(Base):
+    """One subsidy item (补贴项目) and its standard."""
+
+    __tablename__ = "subsidy_items"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category_code: Mapped[str] = mapped_column(ForeignKey("subsidy_categories.code"), index=True)
+    funding_level: Mapped[str] = mapped_column(String(4))
+    department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
+    basis: Mapped[str] = mapped_column(String(2))
+    standard_fen: Mapped[int] = mapped_column(Integer)
+    frequency: Mapped[str] = mapped_column(String(4))
+    village_publicity: Mapped[bool] = mapped_column(Boolean, default=True)  # 是否村级公示
+    means_tested: Mapped[bool] = mapped_column(Boolean, default=False)  # 是否需家庭经济状况核查
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    category: Mapped[SubsidyCategory] = relationship(back_populates="items")
+    department: Mapped[Department] = relationship()

@@ -1,0 +1,38 @@
+"""The `ykt` command. Each domain adds its own commands; run `ykt --help`."""
+
+from __future__ import annotations
+
+import typer
+
+from yikatong.imports import commands as import_commands
+from yikatong.security import commands as security_commands
+from yikatong.synth import commands as synth_commands
+from yikatong.web import commands as web_commands
+
+app = typer.Typer(
+    help="一卡通 Yikatong: 惠民惠农财政补贴资金发放监管平台。Subsidies paid and supervised through the social security card.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+db_app = typer.Typer(help="Database schema: create or upgrade it with Alembic migrations.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the tables, or bring an existing database up to the newest schema (YKT_DATABASE_URL)."""
+    from yikatong.core.migrate import upgrade
+
+    upgrade()
+    typer.echo("数据库已升级到最新版本")
+
+
+app.add_typer(db_app, name="db")
+web_commands.register(app)
+security_commands.register(app)
+synth_commands.register(app)
+import_commands.register(app)
+
+
+if __name__ == "__main__":
+    app()

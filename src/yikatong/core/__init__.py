@@ -1,0 +1,1 @@
+"""Shared plumbing every domain may use: settings, database, clock, money, masking, crypto, errors."""

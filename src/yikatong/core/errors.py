@@ -1,0 +1,37 @@
+"""Domain errors carry a Chinese message for the user; the web layer maps each kind to an HTTP code."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(DomainError):
+    status_code = 422
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class AuthRequired(DomainError):
+    status_code = 401
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class Blocked(DomainError):
+    """A business rule stops the action (e.g. an open suspicious-record flag)."""
+
+    status_code = 409

@@ -1,0 +1,1 @@
+"""File imports (CSV, Excel): all-or-nothing, with a row/column/reason report in Chinese."""

@@ -1,0 +1,8 @@
+"""Imports every table so SQLAlchemy and Alembic see the whole schema."""
+
+from yikatong.catalog import models as catalog_models  # noqa: F401
+from yikatong.core.db import Base
+from yikatong.registry import models as registry_models  # noqa: F401
+from yikatong.security import models as security_models  # noqa: F401
+
+metadata = Base.metadata

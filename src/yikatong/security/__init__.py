@@ -1,0 +1,1 @@
+"""Users, roles, region scope, sessions and the append-only audit trail."""

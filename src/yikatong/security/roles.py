@@ -1,0 +1,62 @@
+"""Roles from MISSION.md and what each may do. Separation of powers (三员分立): the three
+administrators run the system and read the audit trail but never read personal data."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    VILLAGE_CLERK = "village_clerk"
+    TOWNSHIP_REVIEWER = "township_reviewer"
+    COUNTY_HANDLER = "county_handler"
+    CITY_FINANCE = "city_finance"
+    BANK = "bank"
+    SUPERVISOR = "supervisor"
+    SYSTEM_ADMIN = "system_admin"
+    SECURITY_ADMIN = "security_admin"
+    AUDIT_ADMIN = "audit_admin"
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.VILLAGE_CLERK: "村级经办员",
+    Role.TOWNSHIP_REVIEWER: "乡镇审核员",
+    Role.COUNTY_HANDLER: "县级部门经办员",
+    Role.CITY_FINANCE: "市财政管理员",
+    Role.BANK: "代发银行",
+    Role.SUPERVISOR: "监督人员",
+    Role.SYSTEM_ADMIN: "系统管理员",
+    Role.SECURITY_ADMIN: "安全管理员",
+    Role.AUDIT_ADMIN: "审计管理员",
+}
+
+
+class Perm(StrEnum):
+    PERSON_READ = "person.read"  # masked personal data within scope
+    PERSON_READ_CLEAR = "person.read_clear"  # the clear ID number / phone / account, audited
+    REGISTRY_IMPORT = "registry.import"
+    CATALOG_READ = "catalog.read"
+    CATALOG_MANAGE = "catalog.manage"
+    USER_MANAGE = "user.manage"
+    AUDIT_READ = "audit.read"
+
+
+_BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ}
+
+ROLE_PERMS: dict[Role, frozenset[Perm]] = {
+    # The clerk records applications and must check the card and ID against the household's papers.
+    Role.VILLAGE_CLERK: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT}),
+    Role.TOWNSHIP_REVIEWER: frozenset(_BUSINESS_READ),
+    Role.COUNTY_HANDLER: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT}),
+    Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE}),
+    Role.BANK: frozenset({Perm.CATALOG_READ}),
+    # Supervisors follow leads and must be able to see who exactly was paid.
+    Role.SUPERVISOR: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR}),
+    Role.SYSTEM_ADMIN: frozenset({Perm.USER_MANAGE, Perm.CATALOG_READ}),
+    Role.SECURITY_ADMIN: frozenset({Perm.USER_MANAGE}),
+    Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_READ}),
+}
+
+
+def has_perm(role: str, perm: Perm) -> bool:
+    return perm in ROLE_PERMS.get(Role(role), frozenset())

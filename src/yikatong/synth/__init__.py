@@ -1,0 +1,1 @@
+"""The synthetic city: a Neijiang-like city with people, cards, catalogue and demo users."""

@@ -1,0 +1,1 @@
+"""The web application: app factory, layout, static assets, error mapping."""

@@ -1,0 +1,89 @@
+"""Test database: a fresh one per run, on SQLite (default) or the PostgreSQL in YKT_TEST_DATABASE_URL.
+
+A small synthetic city is built once per run; tests that write use their own rows."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+_state: dict[str, str] = {}
+
+TEST_SCALE = float(os.environ.get("YKT_TEST_SCALE", "0.002"))  # about 6,000 residents
+TEST_SEED = 7
+
+
+def _create_postgres_database(url: str) -> str:
+    base = make_url(url)
+    name = f"ykt_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    _state["pg_admin"] = base.set(database="postgres").render_as_string(hide_password=False)
+    _state["pg_name"] = name
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="ykt-test-"))
+    url = os.environ.get("YKT_TEST_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        url = _create_postgres_database(url)
+    else:
+        url = f"sqlite:///{tmp / 'test.db'}"
+    os.environ["YKT_DATABASE_URL"] = url
+    os.environ["YKT_DATA_DIR"] = str(tmp / "data")
+    os.environ["YKT_SECRET_KEY"] = "test-secret-key-for-the-suite"
+    from yikatong.core.settings import reset_settings
+
+    reset_settings()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from yikatong.core.db import reset_engine
+
+    reset_engine()
+    if "pg_name" in _state:
+        admin = create_engine(_state["pg_admin"], isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{_state["pg_name"]}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get("YKT_DATABASE_URL", "")
+    return f"yikatong test database: {make_url(url).render_as_string(hide_password=True)}"
+
+
+@pytest.fixture(scope="session")
+def migrated() -> str:
+    from yikatong.core.migrate import upgrade
+
+    upgrade()
+    return os.environ["YKT_DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def city(migrated):
+    """The small synthetic city, with the demo users. Returns the build report."""
+    from yikatong.core.db import engine
+    from yikatong.synth.city import build_city
+
+    return build_city(engine(), scale=TEST_SCALE, seed=TEST_SEED)
+
+
+@pytest.fixture
+def db(migrated):
+    from yikatong.core.db import new_session
+
+    session = new_session()
+    yield session
+    session.rollback()
+    session.close()
