@@ -173,6 +173,25 @@ def _summary(code, name, level, persons, ben, ben_card, cards, proxies, children
     )
 
 
+def home_extras(session: Session, user: User) -> dict:
+    """What the home page shows besides region counts, by duty."""
+    from yikatong.security.models import AuditEvent
+    from yikatong.security.roles import Role
+
+    role = Role(user.role)
+    if role is Role.BANK:
+        bank = session.get(Bank, user.bank_code)
+        by_status = dict(session.execute(
+            select(Card.status, func.count()).where(Card.bank_code == user.bank_code).group_by(Card.status)).all())
+        return {"bank": bank, "bank_cards": by_status}
+    if role in (Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN):
+        by_role = dict(session.execute(select(User.role, func.count()).group_by(User.role)).all())
+        return {"users_by_role": by_role}
+    if role is Role.AUDIT_ADMIN:
+        return {"audit_total": session.scalar(select(func.count()).select_from(AuditEvent)) or 0}
+    return {}
+
+
 def refresh_card_flags(session: Session, person_ids: Iterable[int] | None = None) -> None:
     """Recompute persons.has_active_card (all persons, or the given ones) from the cards table."""
     active = select(Card.id).where(Card.person_id == Person.id, Card.status == CardStatus.ACTIVE).exists()

@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make demo` (build and serve the demo city) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test install lint bench-synth bench-imports clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+## Build a fresh demo city on SQLite (data/demo.db) and serve it on http://127.0.0.1:8000
+demo: install
+	$(BIN)/ykt demo
+
+## Run the test suite (SQLite by default; set YKT_TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL)
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,87 @@
+"""The FastAPI application: pages in Chinese, JSON API under /api/v1, static assets served locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from yikatong import __version__
+from yikatong.core.clock import Clock
+from yikatong.core.errors import AuthRequired, DomainError
+from yikatong.web.templating import templates
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+# Pages and API answers may carry personal data: never cached, never framed, scripts only from us.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def create_app(clock: Clock | None = None) -> FastAPI:
+    from yikatong.catalog import views as catalog_views
+    from yikatong.imports import views as import_views
+    from yikatong.registry import views as registry_views
+    from yikatong.security import views as security_views
+
+    app = FastAPI(
+        title="一卡通 Yikatong API",
+        version=__version__,
+        description="惠民惠农财政补贴资金“一卡通”发放监管平台 JSON API。登录：POST /api/v1/auth/login 取得 token，"
+        "之后以 `Authorization: Bearer <token>` 调用。",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    if clock is not None:
+        app.state.clock = clock
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for module in (security_views, registry_views, catalog_views, import_views):
+        app.include_router(module.api)
+        app.include_router(module.pages)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        if isinstance(exc, AuthRequired) and request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        return templates.TemplateResponse(
+            request, "error.html", {"message": exc.message, "status": exc.status_code,
+                                    "user": getattr(request.state, "user", None)},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        if _is_api(request):
+            return JSONResponse({"detail": "请求参数有误", "errors": problems}, status_code=422)
+        return templates.TemplateResponse(
+            request, "error.html", {"message": "请求参数有误：" + "；".join(problems), "status": 422,
+                                    "user": getattr(request.state, "user", None)}, status_code=422)
+
+    return app

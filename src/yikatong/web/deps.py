@@ -1,0 +1,70 @@
+"""Request dependencies: the database session, the logged-in user, the client address, the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from yikatong.core.clock import Clock, system_clock
+from yikatong.core.db import new_session
+from yikatong.core.errors import AuthRequired
+from yikatong.registry.service import require_perm
+from yikatong.security.models import User
+from yikatong.security.roles import Perm
+from yikatong.security.service import user_for_token
+
+SESSION_COOKIE = "ykt_session"
+
+
+def get_db() -> Iterator[Session]:
+    """One session per request; committed when the handler returns without error."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_clock(request: Request) -> Clock:
+    return getattr(request.app.state, "clock", system_clock)
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def session_token(request: Request) -> str | None:
+    """The token from the session cookie (pages) or an `Authorization: Bearer` header (API clients)."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def optional_user(request: Request, db: Session = Depends(get_db),
+                  clock: Clock = Depends(get_clock)) -> User | None:
+    user = user_for_token(db, session_token(request), clock.now())
+    request.state.user = user
+    return user
+
+
+def current_user(user: User | None = Depends(optional_user)) -> User:
+    if user is None:
+        raise AuthRequired("请先登录")
+    return user
+
+
+def require(perm: Perm):
+    """Dependency factory: the current user, who must hold `perm`."""
+
+    def dependency(user: User = Depends(current_user)) -> User:
+        require_perm(user, perm)
+        return user
+
+    return dependency
