@@ -10,7 +10,8 @@ from yikatong.synth import commands as synth_commands
 from yikatong.web import commands as web_commands
 
 app = typer.Typer(
-    help="一卡通 Yikatong: 惠民惠农财政补贴资金发放监管平台。Subsidies paid and supervised through the social security card.",
+    help="一卡通 Yikatong: 惠民惠农财政补贴资金发放监管平台。"
+    "Subsidies paid and supervised through the social security card.",
     no_args_is_help=True,
     add_completion=False,
 )

@@ -3,7 +3,6 @@ from datetime import date
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from stdnum.cn import ric
 
 from yikatong.core.idnumber import make_id_number, parse_id_number

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
@@ -54,11 +52,11 @@ def home(request: Request, db: Session = Depends(get_db), user: User = Depends(c
     if has_perm(user.role, Perm.PERSON_READ):
         summary = service.region_summary(db, user)
         context["summary"] = summary
-        context["chart"] = json.dumps({
+        context["chart"] = {
             "names": [c.name for c in summary.children],
             "rates": [round(c.card_holding_rate * 100, 2) for c in summary.children],
             "beneficiaries": [c.beneficiaries for c in summary.children],
-        }, ensure_ascii=False)
+        }
     context.update(service.home_extras(db, user))
     return templates.TemplateResponse(request, "registry/home.html", context)
 

@@ -9,13 +9,16 @@ from yikatong.core.db import transaction
 from yikatong.security.roles import ROLE_LABELS, Role
 
 
+ROLE_HELP = "Role: " + ", ".join(f"{r.value}={ROLE_LABELS[r]}" for r in Role)
+
+
 def register(app: typer.Typer) -> None:
     user_app = typer.Typer(help="User accounts: create users with a role and a region.", no_args_is_help=True)
 
     @user_app.command("create")
     def create(
         username: str = typer.Argument(..., help="Login name"),
-        role: Role = typer.Option(..., help="Role: " + ", ".join(f"{r.value}={ROLE_LABELS[r]}" for r in Role)),
+        role: Role = typer.Option(..., help=ROLE_HELP),
         region: str = typer.Option(..., help="12-digit region code; the user sees this region and below"),
         name: str = typer.Option("", help="Display name (Chinese), defaults to the username"),
         department: str | None = typer.Option(None, help="Department code (county handlers)"),

@@ -14,7 +14,15 @@ from yikatong.security import schemas
 from yikatong.security.models import AuditEvent, User
 from yikatong.security.roles import ROLE_LABELS, ROLE_PERMS, Perm, Role
 from yikatong.security.service import login, logout
-from yikatong.web.deps import SESSION_COOKIE, client_ip, current_user, get_clock, get_db, require, session_token
+from yikatong.web.deps import (
+    SESSION_COOKIE,
+    client_ip,
+    current_user,
+    get_clock,
+    get_db,
+    require,
+    session_token,
+)
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["auth"])

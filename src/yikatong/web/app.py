@@ -71,7 +71,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
             return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
         return templates.TemplateResponse(
             request, "error.html", {"message": exc.message, "status": exc.status_code,
-                                    "user": getattr(request.state, "user", None)},
+                                    "user": getattr(request.state, "viewer", None)},
             status_code=exc.status_code,
         )
 
@@ -82,6 +82,6 @@ def create_app(clock: Clock | None = None) -> FastAPI:
             return JSONResponse({"detail": "请求参数有误", "errors": problems}, status_code=422)
         return templates.TemplateResponse(
             request, "error.html", {"message": "请求参数有误：" + "；".join(problems), "status": 422,
-                                    "user": getattr(request.state, "user", None)}, status_code=422)
+                                    "user": getattr(request.state, "viewer", None)}, status_code=422)
 
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
@@ -47,10 +48,18 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """What the page layout needs of the user; survives the rollback that precedes an error page."""
+
+    display_name: str
+    role: str
+
+
 def optional_user(request: Request, db: Session = Depends(get_db),
                   clock: Clock = Depends(get_clock)) -> User | None:
     user = user_for_token(db, session_token(request), clock.now())
-    request.state.user = user
+    request.state.viewer = Viewer(user.display_name, user.role) if user else None
     return user
 
 

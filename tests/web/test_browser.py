@@ -1,0 +1,97 @@
+"""A real Chromium (Debian's /usr/bin/chromium, driven by Playwright) against a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from yikatong.core import crypto
+from yikatong.core.protect import reveal
+
+from .conftest import DEMO_PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+if not os.path.exists(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
+    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(app):
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_village_clerk_opens_own_person_and_is_refused_the_next_village(server, browser, people):
+    page = browser.new_page()
+    page.goto(f"{server}/persons/{people['own'].id}")
+    assert "/login" in page.url  # not logged in: sent to the login page, then back
+    page.fill("#username", "village_clerk")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=person-name]")
+    assert page.inner_text("[data-testid=person-name]") == people["own"].name
+    assert page.inner_text("[data-testid=masked-id_number]") == people["own"].id_number_masked
+
+    page.click("[data-testid=reveal-id_number]")  # htmx: the clear number replaces the mask
+    page.wait_for_selector("[data-testid=clear-id_number]")
+    assert page.inner_text("[data-testid=clear-id_number]") == reveal(crypto.ID_NUMBER, people["own"].id_number_enc)
+
+    response = page.goto(f"{server}/persons/{people['other'].id}")
+    assert response.status == 403
+    assert "无权查看本辖区以外的人员" in page.inner_text("[data-testid=error]")
+    assert people["other"].name not in page.content()
+
+    page.goto(f"{server}/")
+    assert page.inner_text("[data-testid=who]").endswith("村级经办员")
+    page.fill("input[name=q]", people["own"].name[:1])
+    page.click("form.inline button")
+    page.wait_for_selector("[data-testid=results]")
+    rows = page.locator("[data-testid=results] tbody tr")
+    assert rows.count() >= 1
+    page.close()
+
+
+def test_city_home_draws_the_card_holding_chart(server, browser):
+    page = browser.new_page()
+    page.goto(f"{server}/login")
+    page.fill("#username", "city_finance")
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#rate-chart canvas")  # ECharts rendered from our own static/vendor copy
+    rows = page.locator("[data-testid=children] tbody tr")
+    assert rows.count() == 5  # the five county-level areas of the city
+    page.close()
