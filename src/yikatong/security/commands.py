@@ -8,7 +8,6 @@ from yikatong.core.clock import system_clock
 from yikatong.core.db import transaction
 from yikatong.security.roles import ROLE_LABELS, Role
 
-
 ROLE_HELP = "Role: " + ", ".join(f"{r.value}={ROLE_LABELS[r]}" for r in Role)
 
 
