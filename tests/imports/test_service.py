@@ -7,7 +7,6 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from .conftest import NOW, csv_bytes, new_account, new_card, new_id, user, xlsx_bytes
 from yikatong.core import crypto
 from yikatong.core.errors import Forbidden, NotFound
 from yikatong.core.idnumber import parse_id_number
@@ -15,6 +14,8 @@ from yikatong.core.protect import reveal, search_hash
 from yikatong.imports.service import import_file
 from yikatong.registry.models import Card, Household, Person, Region
 from yikatong.security.models import AuditEvent
+
+from .conftest import NOW, csv_bytes, new_account, new_card, new_id, user, xlsx_bytes
 
 PERSON_HEADERS = ["身份证号", "姓名", "区划代码", "户编号", "与户主关系", "手机号", "是否享受补贴", "未持卡原因"]
 CARD_HEADERS = ["社会保障卡号", "身份证号", "银行代码", "银行账号", "卡状态", "发卡日期"]
@@ -118,7 +119,8 @@ def test_absent_optional_column_leaves_field_alone(db, area):
     rows = person_rows(area, 1)
     import_file(db, "persons", csv_bytes(PERSON_HEADERS, rows), "p.csv", actor=None, now=NOW)
     short = [[rows[0][0], rows[0][1], area.village]]
-    report = import_file(db, "persons", csv_bytes(["身份证号", "姓名", "区划代码"], short), "s.csv", actor=None, now=NOW)
+    data = csv_bytes(["身份证号", "姓名", "区划代码"], short)
+    report = import_file(db, "persons", data, "s.csv", actor=None, now=NOW)
     assert (report.updated, report.unchanged) == (0, 1)
     db.expire_all()
     assert person_by_id(db, rows[0][0]).phone_hash is not None
@@ -405,7 +407,8 @@ def test_departments_and_banks(db, area):
                          actor=None, now=NOW)
     assert report.ok and report.added == 1
     banks = [[area.bank, "改名银行", "621700"], [f"{area.bank}X", "新银行", ""]]
-    report = import_file(db, "banks", csv_bytes(["银行代码", "银行名称", "账号前缀"], banks), "b.csv", actor=None, now=NOW)
+    data = csv_bytes(["银行代码", "银行名称", "账号前缀"], banks)
+    report = import_file(db, "banks", data, "b.csv", actor=None, now=NOW)
     assert report.ok and (report.added, report.updated) == (1, 1)
 
 

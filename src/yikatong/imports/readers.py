@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -131,6 +132,203 @@ def _text(value: str) -> str | None:
 
 
 def read_xlsx(data: bytes) -> Table:
+    """The first worksheet of an .xlsx workbook.
+
+    Read by streaming the sheet's XML (about ten times faster than openpyxl's read-only mode,
+    which matters at 100,000 rows); a workbook this reader does not understand (strict OOXML,
+    unusual packaging) falls back to openpyxl."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise FileError("不是有效的 .xlsx 文件，请用 Excel 重新另存为 .xlsx") from None
+    try:
+        with archive:
+            rows = _fast_rows(archive)
+            return _table(rows)
+    except _Unsupported:
+        return _table(_openpyxl_rows(data))
+    except (zipfile.BadZipFile, KeyError, IndexError, ET.ParseError, ValueError, ArithmeticError, OSError,
+            EOFError) as e:
+        raise FileError(f"不是有效的 .xlsx 文件（{type(e).__name__}），请用 Excel 重新另存为 .xlsx") from None
+
+
+def _table(rows: Iterator[tuple[int, list[str | None]]]) -> Table:
+    table = Table(format="xlsx", headers=[])
+    for row_no, cells in rows:
+        if not table.headers and not table.rows:
+            if row_no != 1 or not any(c is not None for c in cells):
+                raise FileError("第1行应为列名（表头），但是空的", 1)
+            table.headers = cells
+            continue
+        if not any(c is not None for c in cells):
+            continue
+        if len(table.rows) >= MAX_DATA_ROWS:
+            raise FileError(f"数据行过多：最多 {MAX_DATA_ROWS:,} 行，请拆分文件")
+        table.rows.append((row_no, cells))
+    if not table.headers:
+        raise FileError("第1行应为列名（表头），但是空的", 1)
+    return table
+
+
+class _Unsupported(Exception):
+    """The workbook uses a layout the streaming reader leaves to openpyxl."""
+
+
+_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+# Date formats Excel numbers without writing them out: the standard ones and the CJK-locale ones
+# (27-36, 50-58) that Chinese Excel uses for 2024年3月15日 and the like.
+_DATE_FORMAT_IDS = set(range(14, 18)) | {22} | set(range(27, 37)) | set(range(50, 59))
+
+
+def _part_path(base: str, target: str) -> str:
+    if target.startswith("/"):
+        return target[1:]
+    parts = [p for p in base.split("/")[:-1] if p]
+    for piece in target.split("/"):
+        if piece == "..":
+            parts.pop()
+        elif piece and piece != ".":
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def _rels(archive: zipfile.ZipFile, part: str) -> dict[str, tuple[str, str]]:
+    """Relationship id -> (type, part path) for one package part."""
+    folder, _, name = part.rpartition("/")
+    rels_path = f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
+    if rels_path not in archive.namelist():
+        return {}
+    root = ET.fromstring(archive.read(rels_path))
+    return {r.get("Id"): (r.get("Type", ""), _part_path(part, r.get("Target", "")))
+            for r in root.iter(f"{_REL_NS}Relationship") if r.get("TargetMode") != "External"}
+
+
+def _fast_rows(archive: zipfile.ZipFile) -> Iterator[tuple[int, list[str | None]]]:
+    from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900
+
+    package = _rels(archive, "")
+    workbook_part = next((p for t, p in package.values() if t.endswith("/officeDocument")), None)
+    if workbook_part is None:
+        raise _Unsupported
+    workbook = ET.fromstring(archive.read(workbook_part))
+    if workbook.tag != f"{_NS}workbook":
+        raise _Unsupported  # strict OOXML or something else: openpyxl decides
+    sheet = workbook.find(f"{_NS}sheets/{_NS}sheet")
+    if sheet is None:
+        raise FileError("Excel 文件中没有工作表")
+    rels = _rels(archive, workbook_part)
+    sheet_type, sheet_part = rels[sheet.get(_R_ID)]
+    if not sheet_type.endswith("/worksheet"):
+        raise FileError("第一个工作表不是普通表格（可能是图表），请把数据放在第一个工作表")
+    pr = workbook.find(f"{_NS}workbookPr")
+    epoch = CALENDAR_MAC_1904 if pr is not None and pr.get("date1904") in ("1", "true") else CALENDAR_WINDOWS_1900
+
+    shared: list[str] = []
+    styles_part = None
+    for rel_type, part in rels.values():
+        if rel_type.endswith("/sharedStrings"):
+            for _, si in ET.iterparse(archive.open(part)):
+                if si.tag == f"{_NS}si":
+                    shared.append(_rich_text(si))
+                    si.clear()
+        elif rel_type.endswith("/styles"):
+            styles_part = part
+    date_styles: set[int] = set()
+    if styles_part:
+        styles = ET.fromstring(archive.read(styles_part))
+        custom = {int(f.get("numFmtId", -1)): f.get("formatCode", "")
+                  for f in styles.iterfind(f"{_NS}numFmts/{_NS}numFmt")}
+        for index, xf in enumerate(styles.iterfind(f"{_NS}cellXfs/{_NS}xf")):
+            fmt_id = int(xf.get("numFmtId", 0))
+            fmt = custom.get(fmt_id) or BUILTIN_FORMATS.get(fmt_id)
+            if fmt_id in _DATE_FORMAT_IDS or (fmt and is_date_format(fmt)):
+                date_styles.add(index)
+    return _sheet_xml_rows(archive.open(sheet_part), shared, date_styles, epoch)
+
+
+def _rich_text(si: ET.Element) -> str:
+    """Text of a shared string or inline string, without phonetic (rPh) runs."""
+    t = si.find(f"{_NS}t")
+    if t is not None:
+        return t.text or ""
+    return "".join(r.findtext(f"{_NS}t") or "" for r in si.iterfind(f"{_NS}r"))
+
+
+def _column_index(ref: str) -> int:
+    index = 0
+    for ch in ref:
+        if "A" <= ch <= "Z":
+            index = index * 26 + ord(ch) - 64
+        else:
+            break
+    return index - 1
+
+
+def _sheet_xml_rows(stream, shared: list[str], date_styles: set[int], epoch) -> Iterator[tuple[int, list]]:
+    from openpyxl.utils.datetime import from_excel
+
+    row_tag, cell_tag, v_tag, is_tag = f"{_NS}row", f"{_NS}c", f"{_NS}v", f"{_NS}is"
+    expected = 1
+    parent = None
+    for event, elem in ET.iterparse(stream, events=("start", "end")):
+        if event == "start":
+            if elem.tag == f"{_NS}sheetData":
+                parent = elem
+            continue
+        if elem.tag != row_tag:
+            continue
+        row_no = int(elem.get("r") or expected)
+        expected = row_no + 1
+        cells: list = []
+        col = -1
+        for c in elem.iterfind(cell_tag):
+            ref = c.get("r")
+            col = _column_index(ref) if ref else col + 1
+            if not 0 <= col < 16384:  # Excel's last column is XFD
+                raise FileError(f"第{row_no}行的单元格位置无效", row_no)
+            kind = c.get("t", "n")
+            if kind == "inlineStr":
+                node = c.find(is_tag)
+                value: object = _rich_text(node) if node is not None else None
+            else:
+                text_value = c.findtext(v_tag)
+                if not text_value:  # no value, or a formula never calculated
+                    continue
+                if kind == "s":
+                    value = shared[int(text_value)]
+                elif kind in ("str", "e"):
+                    value = text_value
+                elif kind == "b":
+                    value = text_value.strip() in ("1", "true")
+                elif kind == "d":
+                    value = _text(text_value.replace("T", " ").removesuffix(" 00:00:00"))
+                elif int(c.get("s", 0)) in date_styles:
+                    value = from_excel(float(text_value), epoch)
+                else:
+                    value = _number(text_value)
+            if value is None:
+                continue
+            if col >= len(cells):
+                cells.extend([None] * (col + 1 - len(cells)))
+            cells[col] = value if isinstance(value, Num) else _cell(value)
+        elem.clear()
+        if parent is not None:
+            parent.remove(elem)
+        yield row_no, cells
+
+
+def _number(text_value: str) -> Num:
+    """A number cell as Excel wrote it ('12.35', '5.11025199001011E+17'), as in `_cell`."""
+    number = Decimal(text_value.strip())
+    if number == number.to_integral_value() and abs(number) < Decimal("1e15"):
+        return Num(str(int(number)))
+    return Num(format(number.normalize(), "f"))
+
+
+def _openpyxl_rows(data: bytes) -> Iterator[tuple[int, list[str | None]]]:
     from openpyxl import load_workbook
 
     try:
@@ -140,25 +338,10 @@ def read_xlsx(data: bytes) -> Table:
     try:
         if not workbook.worksheets:
             raise FileError("Excel 文件中没有工作表")
-        sheet = workbook.worksheets[0]
-        table = Table(format="xlsx", headers=[])
-        for row_no, values in _sheet_rows(sheet):
-            cells = [_cell(v) for v in values]
-            if not table.headers and not table.rows:
-                if row_no != 1:
-                    raise FileError("第1行应为列名（表头），但是空的", 1)
-                table.headers = cells
-                continue
-            if not any(c is not None for c in cells):
-                continue
-            if len(table.rows) >= MAX_DATA_ROWS:
-                raise FileError(f"数据行过多：最多 {MAX_DATA_ROWS:,} 行，请拆分文件")
-            table.rows.append((row_no, cells))
+        for row_no, values in _sheet_rows(workbook.worksheets[0]):
+            yield row_no, [_cell(v) for v in values]
     finally:
         workbook.close()
-    if not table.headers or not any(table.headers):
-        raise FileError("第1行应为列名（表头），但是空的", 1)
-    return table
 
 
 def _sheet_rows(sheet) -> Iterator[tuple[int, tuple]]:

@@ -28,3 +28,10 @@ class ImportReport(BaseModel):
                                   description="Further counts, e.g. categories_added for the catalogue")
     error_count: int = Field(0, description="All errors found; `errors` lists at most the first 1000")
     errors: list[RowError] = Field(default_factory=list)
+
+
+class RequestProblem(BaseModel):
+    """A request the API could not take at all (a missing file field, a bad query value)."""
+
+    detail: str
+    errors: list[str] = Field(default_factory=list)

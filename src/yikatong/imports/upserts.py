@@ -31,7 +31,8 @@ def _writer(b: Batch, model: Any, inserts: list[dict], updates: list[dict],
     def write(progress: Progress) -> None:
         total, done = len(inserts) + len(updates), [0]
         progress("写入", 0, total)
-        write_in_chunks(b.session, insert(model), inserts, progress, done, total)
+        # Core INSERT on the table: executemany without the ORM's per-row bookkeeping.
+        write_in_chunks(b.session, insert(model.__table__), inserts, progress, done, total)
         write_in_chunks(b.session, update(model), updates, progress, done, total)
         if after is not None:
             after()
