@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -74,8 +74,7 @@ class Kind:
     key: str  # the column whose value is the natural key
     columns: tuple[Column, ...]
     scoped: bool  # rows carry a region that must lie inside the importing user's subtree
-    summary: str  # one line, English (CLI help, docs)
-    notes: tuple[str, ...] = field(default=())  # English, docs only
+    summary: str  # one line, English (CLI help)
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
@@ -227,14 +226,14 @@ def mask_digits(mask: Callable[[str], str]) -> Callable[[str], str]:
 
 
 def _id_column(required: bool = True) -> Column:
-    return Column("id_number", "身份证号", ("id_number",), required, id_number,
+    return Column("id_number", "身份证号", ("id_number", "身份证号码", "公民身份号码"), required, id_number,
                   "18-character resident ID number (GB 11643), valid check character; last character may be X. "
                   "Text, never a number cell", "18位居民身份证号，校验位正确，末位可为X；Excel中须为文本格式",
                   "511011199001010034", numeric=NUM_REFUSE, mask=mask_id)
 
 
 def _village_column() -> Column:
-    return Column("region_code", "区划代码", ("region_code",), True, region_code,
+    return Column("region_code", "区划代码", ("region_code", "行政区划代码"), True, region_code,
                   "12-digit statistical region code of a village (村/社区) that exists",
                   "已有村（社区）的12位统计用区划代码", "511002001001")
 
@@ -254,14 +253,6 @@ def _kind(kind: Kind) -> Kind:
 _kind(Kind(
     name="regions", label="行政区划", perm=Perm.CATALOG_MANAGE, key="code", scoped=True,
     summary="Administrative areas (province, city, county, township, village) by statistical code.",
-    notes=(
-        "The level (province, city, county, township, village) follows from the code: "
-        "省 2 digits, 市 4, 县 6, 乡镇 9, 村 12, the rest zeros.",
-        "The parent is 上级代码 when given (it must exist in the database or in the same file, and the "
-        "code must lie under it); otherwise the nearest region on the code's prefix chain that exists "
-        "in the database or the same file (none: the region is a root).",
-        "Rows may come in any order: parents are written before their children.",
-    ),
     columns=(
         Column("code", "区划代码", ("region_code", "code"), True, region_code,
                "12-digit statistical code (GB/T 2260 6-digit county codes and 2/4/9-digit prefixes are "
@@ -325,13 +316,6 @@ _kind(Kind(
 _kind(Kind(
     name="persons", label="人员", perm=Perm.REGISTRY_IMPORT, key="id_number", scoped=True,
     summary="Residents, keyed by ID number; gender and birth date come from the ID number.",
-    notes=(
-        "Gender (性别) and birth date (出生日期) are derived from the ID number and are not columns.",
-        "The household (户编号) must already exist (import households first) and lie in the same "
-        "village as the person.",
-        "The ID number, phone and bank account are stored encrypted (AES-GCM) with a keyed hash "
-        "and a mask; they never appear in clear in reports or logs.",
-    ),
     columns=(
         _id_column(),
         Column("name", "姓名", ("name",), True, person_name,
@@ -344,7 +328,7 @@ _kind(Kind(
         Column("relation", "与户主关系", ("relation",), False, text(10),
                "Relation to the head of household (户主, 配偶, 子, 女 ...), at most 10 characters",
                "户主、配偶、子、女等，不超过10字", "户主"),
-        Column("phone", "手机号", ("phone",), False, phone,
+        Column("phone", "手机号", ("phone", "手机号码", "联系电话"), False, phone,
                "11-digit mainland mobile number starting with 1 (spaces, '-' and +86 are removed)",
                "11位大陆手机号码，以1开头", "13812345678", mask=mask_digits(masking.mask_phone)),
         Column("is_beneficiary", "是否享受补贴", ("is_beneficiary",), False, boolean,
@@ -358,15 +342,8 @@ _kind(Kind(
 _kind(Kind(
     name="cards", label="社保卡", perm=Perm.REGISTRY_IMPORT, key="card_number", scoped=True,
     summary="Social security cards (社会保障卡) and their bank accounts, keyed by card number.",
-    notes=(
-        "The person (身份证号) must already exist (import persons first); the card counts against "
-        "the person's village for scope.",
-        "A card number or bank account may not belong to another person, in the file or in the "
-        "database. A person may hold at most one card with status 正常 (after the import).",
-        "After the import each touched person's 'has an active card' flag is recomputed.",
-    ),
     columns=(
-        Column("card_number", "社会保障卡号", ("card_number",), True, card_number,
+        Column("card_number", "社会保障卡号", ("card_number", "社保卡号"), True, card_number,
                "6 to 20 letters or digits (upper-cased)", "6至20位字母或数字", "A12345678"),
         _id_column(),
         Column("name", "姓名", ("name",), False, person_name,
@@ -374,14 +351,15 @@ _kind(Kind(
                "可选，用于核对：须与该身份证号人员的姓名一致", "张三", numeric=NUM_ANY, mask=masking.mask_name),
         Column("bank_code", "银行代码", ("bank_code",), True, code(10), "Code of an existing paying bank",
                "已有代发银行的代码", "ICBC"),
-        Column("bank_account", "银行账号", ("bank_account",), True, bank_account,
+        Column("bank_account", "银行账号", ("bank_account", "银行卡号", "金融账号"), True, bank_account,
                "12 to 30 digits (spaces and '-' are removed); text cell when longer than 15 digits",
                "12至30位数字；超过15位时Excel中须为文本格式", "6217001234567890123",
                mask=mask_digits(masking.mask_account)),
         Column("status", "卡状态", ("status",), False, choice(CardStatus),
                "One of 正常, 挂失, 冻结, 注销; empty: 正常", "正常、挂失、冻结、注销之一，为空视为正常", "正常"),
         Column("issued_on", "发卡日期", ("issued_on",), True, day,
-               "Date YYYY-MM-DD (also YYYY/MM/DD, YYYYMMDD or an Excel date cell), not after today",
+               "Date YYYY-MM-DD (also YYYY/MM/DD, YYYY.MM.DD, YYYYMMDD, YYYY年M月D日 or an Excel date cell), "
+               "not after today",
                "日期，格式 YYYY-MM-DD（也可为Excel日期），不晚于今天", "2021-06-30"),
         Column("status_changed_on", "状态变更日期", ("status_changed_on",), False, day,
                "Date of the last status change, same formats, not before 发卡日期", "最近一次状态变更日期，可空",
@@ -392,12 +370,6 @@ _kind(Kind(
 _kind(Kind(
     name="catalogue", label="补贴项目目录", perm=Perm.CATALOG_MANAGE, key="item_code", scoped=False,
     summary="The subsidy catalogue: one row per item, with its category code and name.",
-    notes=(
-        "Categories are created or renamed from 类别代码 and 类别名称; every row of one category must "
-        "give the same 类别名称.",
-        "The department (主管部门代码) must already exist (import departments first).",
-        "The report counts items; categories added or renamed are listed under `extra`.",
-    ),
     columns=(
         Column("item_code", "项目代码", ("item_code",), True, code(20),
                "Letters, digits, '_' or '-', at most 20", "字母、数字、下划线或短横线，不超过20位", "MZ-DB-01"),
@@ -452,7 +424,7 @@ def get_kind(name: str) -> Kind | None:
 
 def markdown_columns(kind: Kind) -> str:
     """The column table of one kind, as it appears in docs/data-formats.md."""
-    lines = ["| header (中文) | alias | required | format | example |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| header (中文) | also accepted | required | format | example |", "| --- | --- | --- | --- | --- |"]
     for c in kind.columns:
         aliases = ", ".join(f"`{a}`" for a in c.aliases)
         lines.append(f"| {c.header} | {aliases} | {'yes' if c.required else 'no'} | {c.fmt} | `{c.example}` |")
