@@ -483,3 +483,20 @@ def test_households_import_and_scope(db, area):
                          actor=user(db, area.clerk), now=NOW)
     assert errors_of(report) == [(3, "区划代码")]
     assert count(db, Household, Household.code.in_([r[0] for r in rows])) == 0
+
+
+def test_error_list_is_capped_but_counted(db, area):
+    rows = person_rows(area, 1200)
+    for row in rows:
+        row[5] = "bad"
+    report = import_file(db, "persons", csv_bytes(PERSON_HEADERS, rows), "many.csv", actor=None, now=NOW)
+    assert report.error_count == 1200 and len(report.errors) == 1000
+    assert report.errors[0].row == 2 and report.errors[-1].row == 1001
+
+
+def test_data_under_a_column_without_header(db, area):
+    rows = [r + ["stray"] for r in person_rows(area, 1)]
+    headers = [*PERSON_HEADERS, ""]
+    report = import_file(db, "persons", csv_bytes(headers, rows), "p.csv", actor=None, now=NOW)
+    assert errors_of(report) == [(2, "第I列")]
+    assert report.errors[0].reason == "第I列没有列名，但本行有数据"
