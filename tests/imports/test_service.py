@@ -500,3 +500,12 @@ def test_data_under_a_column_without_header(db, area):
     report = import_file(db, "persons", csv_bytes(headers, rows), "p.csv", actor=None, now=NOW)
     assert errors_of(report) == [(2, "第I列")]
     assert report.errors[0].reason == "第I列没有列名，但本行有数据"
+
+
+def test_a_thousand_rows_in_one_go(db, area):
+    # Large enough to refresh PostgreSQL's statistics after the write (upserts.ANALYZE_AFTER).
+    rows = [[f"{area.village}-K{i:04d}", area.village, ""] for i in range(1000)]
+    data = csv_bytes(["户编号", "区划代码", "地址"], rows)
+    assert import_file(db, "households", data, "h.csv", actor=None, now=NOW).added == 1000
+    again = import_file(db, "households", data, "h.csv", actor=None, now=NOW)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 1000)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 
 from yikatong.catalog.models import Bank, Department, SubsidyCategory, SubsidyItem
 from yikatong.core import crypto
@@ -36,8 +36,22 @@ def _writer(b: Batch, model: Any, inserts: list[dict], updates: list[dict],
         write_in_chunks(b.session, update(model), updates, progress, done, total)
         if after is not None:
             after()
+        _refresh_statistics(b, model, len(inserts))
 
     return write
+
+
+ANALYZE_AFTER = 1000  # rows inserted into one table
+
+
+def _refresh_statistics(b: Batch, model: Any, inserted: int) -> None:
+    """PostgreSQL plans `key IN (...)` look-ups from table statistics; a table that just grew by
+    thousands of rows still looks empty to it until autovacuum runs, and the next import would scan
+    the whole table once per chunk of keys (minutes instead of seconds). ANALYZE is allowed inside
+    the transaction and its statistics take effect at commit. SQLite needs no help: it always uses
+    the unique index."""
+    if inserted >= ANALYZE_AFTER and b.session.get_bind().dialect.name == "postgresql":
+        b.session.execute(text(f"ANALYZE {model.__table__.name}"))
 
 
 def _diff(old: Any, new: dict[str, Any]) -> bool:
