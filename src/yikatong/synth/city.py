@@ -1,0 +1,225 @@
+"""Build the whole synthetic city into an empty, migrated database.
+
+Regions, departments, banks, treasury accounts and the catalogue first; then the people, one
+township at a time (generated in worker processes at large scales, written here in the order of the
+township codes, so ids and contents do not depend on the number of workers); then the proxy-holding
+cases with their documents, and the demo users.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from yikatong.core.errors import Conflict
+from yikatong.registry.models import Person, Region
+from yikatong.security.scope import subtree_bounds
+from yikatong.synth import catalog_data, proxies
+from yikatong.synth.loader import Loader
+from yikatong.synth.people import (
+    CARD_COLUMNS,
+    HOUSEHOLD_COLUMNS,
+    PERSON_COLUMNS,
+    REFERENCE_DATE,
+    TownshipBatch,
+    TownshipJob,
+    generate_township,
+)
+from yikatong.synth.regions import PROVINCE_CODE, CityPlan, level_rows, plan_city
+from yikatong.synth.users import DEMO_PASSWORD, DemoLogin, create_demo_users
+
+__all__ = ["DEMO_PASSWORD", "CityReport", "DemoLogin", "build_city", "proxy_quotas"]
+
+Progress = Callable[[str, int, int], None]
+
+# The stamp of every generated row: fixed, so the same seed gives the same database contents.
+BUILD_STAMP = datetime(REFERENCE_DATE.year, REFERENCE_DATE.month, REFERENCE_DATE.day, 9, 0)
+PROXY_CASES_AT_SCALE_1 = 500
+MIN_PROXY_CASES = 3
+# Below this many residents worker processes cost more to start than they save.
+PARALLEL_FROM = 150_000
+COMMIT_EVERY = 100_000  # persons per transaction
+
+
+@dataclass
+class CityReport:
+    scale: float
+    seed: int
+    regions: int
+    households: int
+    persons: int
+    beneficiaries: int
+    cards: int
+    beneficiaries_with_card: int
+    proxy_cases: int
+    departments: int
+    items: int
+    categories: int
+    banks: int
+    demo_logins: list[DemoLogin]
+    seconds: float
+
+
+def proxy_quotas(plan: CityPlan) -> dict[str, int]:
+    """Proxy-holding cases per township: about 500 at scale 1, at least 3, shared by population
+    (largest remainders, so the total is exact)."""
+    total = max(MIN_PROXY_CASES, round(PROXY_CASES_AT_SCALE_1 * plan.scale))
+    people = plan.population
+    shares = [(t.code, total * t.population / people) for t in plan.townships]
+    quotas = {code: int(share) for code, share in shares}
+    rest = total - sum(quotas.values())
+    for code, _ in sorted(shares, key=lambda s: (-(s[1] - int(s[1])), s[0]))[:rest]:
+        quotas[code] += 1
+    return quotas
+
+
+def _jobs(plan: CityPlan) -> list[TownshipJob]:
+    quotas = proxy_quotas(plan)
+    # Each township owns a block of card serials: at most two cards per person, plus slack.
+    block = 2 * max(t.population for t in plan.townships) + 1000
+    counts = {c: plan.township_count(c) for c in {t.county.code6 for t in plan.townships}}
+    return [TownshipJob(t, plan.seed, counts[t.county.code6], block, quotas[t.code]) for t in plan.townships]
+
+
+def _batches(jobs: list[TownshipJob], workers: int) -> Iterator[TownshipBatch]:
+    """Township batches in job order; with workers, a few are generated ahead (bounded memory)."""
+    if workers <= 1:
+        for job in jobs:
+            yield generate_township(job)
+        return
+    # spawn, not fork: the children must not inherit the parent's open database connections.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending: deque[Future[TownshipBatch]] = deque()
+        todo = iter(jobs)
+        for job in todo:
+            pending.append(pool.submit(generate_township, job))
+            if len(pending) >= workers * 2:
+                break
+        while pending:
+            batch = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(pool.submit(generate_township, nxt))
+            yield batch
+
+
+def database_is_empty(engine: Engine) -> bool:
+    """No region and no person at all (what the command line requires before a build)."""
+    with Session(engine) as s:
+        return not (s.scalar(select(func.count()).select_from(Region))
+                    or s.scalar(select(func.count()).select_from(Person)))
+
+
+def _ensure_room(engine: Engine) -> None:
+    """Refuse a database that already holds this province's regions (a city built before, or real
+    data of Sichuan): the synthetic people must never mix with real or earlier ones. Other areas'
+    rows (the test suite's own little areas, for example) do not stop the build."""
+    lo, hi = subtree_bounds(PROVINCE_CODE)
+    with Session(engine) as s:
+        if s.scalar(select(func.count()).select_from(Region).where(Region.code.between(lo, hi))):
+            raise Conflict(OCCUPIED)
+
+
+OCCUPIED = "数据库已有数据……合成城市只能写入空数据库：请换一个数据库，或用 ykt synth --replace 清空后重建。"
+
+
+def default_workers(population: int) -> int:
+    if population < PARALLEL_FROM:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | None = None,
+               *, workers: int | None = None) -> CityReport:
+    """Write a Neijiang-like city of about 3.1 million x scale residents into the database behind
+    `engine` (migrated, and without any region of Sichuan yet). The same scale and seed always give
+    the same city."""
+    started = time.perf_counter()
+    progress = on_progress or (lambda stage, done, total: None)
+    _ensure_room(engine)
+    plan = plan_city(scale, seed)
+    region_rows = level_rows(plan)
+    departments = catalog_data.department_rows(plan)
+    categories, items = catalog_data.catalogue_rows()
+    banks = catalog_data.bank_rows()
+
+    loader = Loader(engine, BUILD_STAMP)
+    try:
+        progress("行政区划与补贴目录", 0, 1)
+        loader.insert_dicts("regions", region_rows)
+        loader.insert_dicts("banks", banks)
+        loader.insert_dicts("treasury_accounts", catalog_data.treasury_rows())
+        loader.insert_dicts("departments", departments)
+        loader.insert_dicts("subsidy_categories", categories)
+        loader.insert_dicts("subsidy_items", items)
+        loader.commit()
+        progress("行政区划与补贴目录", 1, 1)
+
+        totals = dict(households=0, persons=0, cards=0, beneficiaries=0, with_card=0)
+        # ids continue after rows other areas may already have (none in an empty database)
+        base = {name: loader.max_id(name) for name in ("households", "persons", "cards")}
+        cases: list[tuple[int, str, object]] = []
+        planned = plan.population
+        jobs = _jobs(plan)
+        progress("人口、家庭与社保卡", 0, planned)
+        loader.drop_indexes(["households", "persons", "cards"])
+        since_commit = 0
+        for batch in _batches(jobs, workers if workers is not None else default_workers(planned)):
+            hh0, p0, c0 = (base[name] + totals[name] + 1 for name in ("households", "persons", "cards"))
+            loader.insert_rows("households", HOUSEHOLD_COLUMNS,
+                               [(hh0 + r[0], *r[1:]) for r in batch.households])
+            loader.insert_rows("persons", PERSON_COLUMNS,
+                               [(p0 + r[0], *r[1:8], hh0 + r[8], *r[9:]) for r in batch.persons])
+            loader.insert_rows("cards", CARD_COLUMNS,
+                               [(c0 + r[0], r[1], p0 + r[2], *r[3:]) for r in batch.cards])
+            for k, case in enumerate(batch.proxies, start=1):
+                cases.append((p0 + case.person_index, f"DC{batch.township_code[:9]}{k:03d}", case))
+            totals["households"] += len(batch.households)
+            totals["persons"] += len(batch.persons)
+            totals["cards"] += len(batch.cards)
+            totals["beneficiaries"] += batch.beneficiaries
+            totals["with_card"] += batch.beneficiaries_with_card
+            since_commit += len(batch.persons)
+            if since_commit >= COMMIT_EVERY:
+                loader.commit()
+                since_commit = 0
+            progress("人口、家庭与社保卡", min(totals["persons"], planned), planned)
+        loader.commit()
+        progress("建立索引", 0, 1)
+        loader.create_indexes(lambda done, total: progress("建立索引", done, total))
+
+        progress("代管代持档案", 0, len(cases))
+        with Session(bind=loader.conn) as session:
+            proxies.write_cases(session, cases, BUILD_STAMP)  # type: ignore[arg-type]
+            session.commit()
+        progress("代管代持档案", len(cases), len(cases))
+
+        progress("演示账号", 0, 1)
+        names = {r["code"]: r["full_name"] for r in region_rows}
+        with Session(bind=loader.conn) as session:
+            logins = create_demo_users(session, plan, names, BUILD_STAMP)
+            session.commit()
+        progress("演示账号", 1, 1)
+
+        progress("更新统计信息", 0, 1)
+        loader.finish()
+        progress("更新统计信息", 1, 1)
+    finally:
+        loader.close()
+
+    return CityReport(
+        scale=scale, seed=seed, regions=len(region_rows), households=totals["households"],
+        persons=totals["persons"], beneficiaries=totals["beneficiaries"], cards=totals["cards"],
+        beneficiaries_with_card=totals["with_card"], proxy_cases=len(cases), departments=len(departments),
+        items=len(items), categories=len(categories), banks=len(banks), demo_logins=logins,
+        seconds=round(time.perf_counter() - started, 2),
+    )
