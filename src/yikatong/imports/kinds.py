@@ -83,10 +83,12 @@ class Kind:
 # ---------------------------------------------------------------- parsers
 
 
-def text(max_len: int, what: str = "") -> Parser:
+def text(max_len: int, multiline: bool = False) -> Parser:
     def parse(value: str) -> str:
         value = value.strip()
-        if any(ord(ch) < 32 for ch in value):
+        if multiline:
+            value = value.replace("\r\n", "\n")
+        if any(ord(ch) < 32 and not (multiline and ch in "\n\t") for ch in value):
             raise ValueError("含有换行或控制字符")
         if len(value) > max_len:
             raise ValueError(f"长度不能超过{max_len}个字符，实际{len(value)}个")
@@ -395,7 +397,8 @@ _kind(Kind(
                "是 or 否; empty: 是", "填“是”或“否”，为空视为是", "是"),
         Column("means_tested", "是否家庭经济状况核查", ("means_tested",), False, boolean,
                "是 or 否; empty: 否", "填“是”或“否”，为空视为否", "是"),
-        Column("description", "说明", ("description",), False, text(2000), "Free text, at most 2000 characters",
+        Column("description", "说明", ("description",), False, text(2000, multiline=True),
+               "Free text, at most 2000 characters; line breaks allowed",
                "不超过2000字", "按月发放至社保卡", numeric=NUM_ANY),
     ),
 ))
