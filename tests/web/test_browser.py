@@ -61,8 +61,8 @@ def test_village_clerk_opens_own_person_and_is_refused_the_next_village(server, 
     assert "/login" in page.url  # not logged in: sent to the login page, then back
     page.fill("#username", "village_clerk")
     page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_selector("[data-testid=person-name]")
+    with page.expect_navigation(url=f"**/persons/{people['own'].id}"):
+        page.click("button[type=submit]")
     assert page.inner_text("[data-testid=person-name]") == people["own"].name
     assert page.inner_text("[data-testid=masked-id_number]") == people["own"].id_number_masked
 
@@ -78,8 +78,8 @@ def test_village_clerk_opens_own_person_and_is_refused_the_next_village(server, 
     page.goto(f"{server}/")
     assert page.inner_text("[data-testid=who]").endswith("村级经办员")
     page.fill("input[name=q]", people["own"].name[:1])
-    page.click("form.inline button")
-    page.wait_for_selector("[data-testid=results]")
+    with page.expect_navigation(url="**/persons?q=*"):
+        page.click("form.inline button")
     rows = page.locator("[data-testid=results] tbody tr")
     assert rows.count() >= 1
     page.close()
@@ -90,7 +90,8 @@ def test_city_home_draws_the_card_holding_chart(server, browser):
     page.goto(f"{server}/login")
     page.fill("#username", "city_finance")
     page.fill("#password", DEMO_PASSWORD)
-    page.click("button[type=submit]")
+    with page.expect_navigation(url=f"{server}/"):
+        page.click("button[type=submit]")
     page.wait_for_selector("#rate-chart canvas")  # ECharts rendered from our own static/vendor copy
     rows = page.locator("[data-testid=children] tbody tr")
     assert rows.count() == 5  # the five county-level areas of the city

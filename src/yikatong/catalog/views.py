@@ -10,7 +10,7 @@ from yikatong.catalog import schemas, service
 from yikatong.catalog.models import FundingLevel
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
-from yikatong.web.deps import get_db, require
+from yikatong.web.deps import DbSession, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["catalogue"])
@@ -19,23 +19,23 @@ reader = require(Perm.CATALOG_READ)
 
 
 @api.get("/items", response_model=list[schemas.ItemOut])
-def api_items(q: str = "", funding_level: str = "", db: Session = Depends(get_db), user: User = Depends(reader)):
+def api_items(q: str = "", funding_level: str = "", db: Session = DbSession, user: User = Depends(reader)):
     """Subsidy items (补贴项目); standard amounts in integer fen."""
     return service.list_items(db, q, funding_level)
 
 
 @api.get("/departments", response_model=list[schemas.DepartmentOut])
-def api_departments(region_prefix: str = "", db: Session = Depends(get_db), user: User = Depends(reader)):
+def api_departments(region_prefix: str = "", db: Session = DbSession, user: User = Depends(reader)):
     return service.list_departments(db, region_prefix)
 
 
 @api.get("/banks", response_model=list[schemas.BankOut])
-def api_banks(db: Session = Depends(get_db), user: User = Depends(reader)):
+def api_banks(db: Session = DbSession, user: User = Depends(reader)):
     return service.list_banks(db)
 
 
 @pages.get("/catalog", response_class=HTMLResponse)
-def catalog_page(request: Request, q: str = "", level: str = "", db: Session = Depends(get_db),
+def catalog_page(request: Request, q: str = "", level: str = "", db: Session = DbSession,
                  user: User = Depends(reader)):
     items = service.list_items(db, q, level)
     return templates.TemplateResponse(request, "catalog/items.html", {

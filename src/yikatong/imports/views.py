@@ -14,7 +14,7 @@ from yikatong.imports.schemas import ImportReport, RequestProblem
 from yikatong.imports.service import import_file, kind_or_404, may_import
 from yikatong.imports.template import FORMATS, MEDIA_TYPES, template_bytes, template_filename
 from yikatong.security.models import User
-from yikatong.web.deps import client_ip, current_user, get_clock, get_db
+from yikatong.web.deps import DbSession, client_ip, current_user, get_clock
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1/imports", tags=["imports"])
@@ -54,7 +54,7 @@ def upload(
     encoding: str = Form("utf-8", description="Encoding of a CSV file: utf-8 or gb18030"),
     dry_run: bool = Query(False, description="Validate only; write nothing"),
     user: User = Depends(current_user),
-    db: Session = Depends(get_db),
+    db: Session = DbSession,
     clock: Clock = Depends(get_clock),
 ) -> Response:
     """Kinds: regions, departments, banks, catalogue, households, persons, cards (docs/data-formats.md).
@@ -106,7 +106,7 @@ def upload_submit(
     encoding: str = Form("utf-8"),
     dry_run: str | None = Form(None),
     user: User = Depends(current_user),
-    db: Session = Depends(get_db),
+    db: Session = DbSession,
     clock: Clock = Depends(get_clock),
 ) -> Response:
     _allowed(user)

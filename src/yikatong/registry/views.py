@@ -10,7 +10,7 @@ from yikatong.core.clock import Clock
 from yikatong.registry import schemas, service
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
-from yikatong.web.deps import client_ip, current_user, get_clock, get_db, require
+from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -20,20 +20,20 @@ RevealField = Query(..., pattern="^(id_number|phone|bank_account)$", description
 
 
 @api.get("/persons", response_model=schemas.PersonPage)
-def api_search(q: str = "", page: int = 1, size: int = 20, db: Session = Depends(get_db),
+def api_search(q: str = "", page: int = 1, size: int = 20, db: Session = DbSession,
                user: User = Depends(current_user)) -> schemas.PersonPage:
     """Search persons in your region by full ID number or by name (prefix). Personal data is masked."""
     return service.search_persons(db, user, q, page, size)
 
 
 @api.get("/persons/{person_id}", response_model=schemas.PersonOut)
-def api_person(person_id: int, db: Session = Depends(get_db), user: User = Depends(current_user)):
+def api_person(person_id: int, db: Session = DbSession, user: User = Depends(current_user)):
     """One person with household, cards and proxy holder. 403 outside your region."""
     return service.person_detail(db, user, person_id)
 
 
 @api.post("/persons/{person_id}/reveal", response_model=schemas.RevealOut)
-def api_reveal(person_id: int, request: Request, field: str = RevealField, db: Session = Depends(get_db),
+def api_reveal(person_id: int, request: Request, field: str = RevealField, db: Session = DbSession,
                clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> schemas.RevealOut:
     """The clear value of one field, for roles whose duty needs it. Every call is audited."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))
@@ -41,13 +41,13 @@ def api_reveal(person_id: int, request: Request, field: str = RevealField, db: S
 
 
 @api.get("/regions/{code}/summary", response_model=schemas.RegionSummary)
-def api_region_summary(code: str, db: Session = Depends(get_db), user: User = Depends(current_user)):
+def api_region_summary(code: str, db: Session = DbSession, user: User = Depends(current_user)):
     """Persons, beneficiaries, cards and the card-holding rate (持卡率) of a region, by child region."""
     return service.region_summary(db, user, code)
 
 
 @pages.get("/", response_class=HTMLResponse)
-def home(request: Request, db: Session = Depends(get_db), user: User = Depends(current_user)):
+def home(request: Request, db: Session = DbSession, user: User = Depends(current_user)):
     context: dict = {"user": user}
     if has_perm(user.role, Perm.PERSON_READ):
         summary = service.region_summary(db, user)
@@ -62,14 +62,14 @@ def home(request: Request, db: Session = Depends(get_db), user: User = Depends(c
 
 
 @pages.get("/persons", response_class=HTMLResponse)
-def persons_page(request: Request, q: str = "", page: int = 1, db: Session = Depends(get_db),
+def persons_page(request: Request, q: str = "", page: int = 1, db: Session = DbSession,
                  user: User = Depends(require(Perm.PERSON_READ))):
     result = service.search_persons(db, user, q, page, 20)
     return templates.TemplateResponse(request, "registry/search.html", {"user": user, "q": q, "result": result})
 
 
 @pages.get("/persons/{person_id}", response_class=HTMLResponse)
-def person_page(request: Request, person_id: int, db: Session = Depends(get_db),
+def person_page(request: Request, person_id: int, db: Session = DbSession,
                 user: User = Depends(current_user)):
     person = service.person_detail(db, user, person_id)
     return templates.TemplateResponse(request, "registry/person.html", {
@@ -77,7 +77,7 @@ def person_page(request: Request, person_id: int, db: Session = Depends(get_db),
 
 
 @pages.post("/persons/{person_id}/reveal", response_class=HTMLResponse)
-def person_reveal(request: Request, person_id: int, field: str = RevealField, db: Session = Depends(get_db),
+def person_reveal(request: Request, person_id: int, field: str = RevealField, db: Session = DbSession,
                   clock: Clock = Depends(get_clock), user: User = Depends(current_user)):
     """htmx fragment: the clear value replaces the masked one (and the read is audited)."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))

@@ -16,10 +16,10 @@ from yikatong.security.roles import ROLE_LABELS, ROLE_PERMS, Perm, Role
 from yikatong.security.service import login, logout
 from yikatong.web.deps import (
     SESSION_COOKIE,
+    DbSession,
     client_ip,
     current_user,
     get_clock,
-    get_db,
     require,
     session_token,
 )
@@ -39,7 +39,7 @@ def user_out(user: User) -> schemas.UserOut:
 
 
 @api.post("/auth/login", response_model=schemas.LoginOut)
-def api_login(body: schemas.LoginIn, request: Request, db: Session = Depends(get_db),
+def api_login(body: schemas.LoginIn, request: Request, db: Session = DbSession,
               clock: Clock = Depends(get_clock)) -> schemas.LoginOut:
     """Log in; send the token as `Authorization: Bearer <token>` on later calls."""
     _, token = _login_committing_failures(db, body.username, body.password, clock, client_ip(request))
@@ -47,7 +47,7 @@ def api_login(body: schemas.LoginIn, request: Request, db: Session = Depends(get
 
 
 @api.post("/auth/logout", status_code=204)
-def api_logout(request: Request, db: Session = Depends(get_db), clock: Clock = Depends(get_clock)) -> Response:
+def api_logout(request: Request, db: Session = DbSession, clock: Clock = Depends(get_clock)) -> Response:
     token = session_token(request)
     if token:
         logout(db, token, clock.now())
@@ -60,7 +60,7 @@ def api_me(user: User = Depends(current_user)) -> schemas.UserOut:
 
 
 @api.get("/audit", response_model=schemas.AuditPage, tags=["audit"])
-def api_audit(page: int = 1, size: int = 50, action: str = "", db: Session = Depends(get_db),
+def api_audit(page: int = 1, size: int = 50, action: str = "", db: Session = DbSession,
               user: User = Depends(require(Perm.AUDIT_READ))) -> schemas.AuditPage:
     return _audit_page(db, page, size, action)
 
@@ -72,7 +72,7 @@ def login_page(request: Request, next: str = "/"):
 
 @pages.post("/login")
 def login_submit(request: Request, username: str = Form(...), password: str = Form(...), next: str = Form("/"),
-                 db: Session = Depends(get_db), clock: Clock = Depends(get_clock)):
+                 db: Session = DbSession, clock: Clock = Depends(get_clock)):
     try:
         _, token = _login_committing_failures(db, username, password, clock, client_ip(request))
     except AuthRequired as exc:
@@ -86,7 +86,7 @@ def login_submit(request: Request, username: str = Form(...), password: str = Fo
 
 
 @pages.post("/logout")
-def logout_submit(request: Request, db: Session = Depends(get_db), clock: Clock = Depends(get_clock)):
+def logout_submit(request: Request, db: Session = DbSession, clock: Clock = Depends(get_clock)):
     token = session_token(request)
     if token:
         logout(db, token, clock.now())
@@ -96,13 +96,13 @@ def logout_submit(request: Request, db: Session = Depends(get_db), clock: Clock 
 
 
 @pages.get("/users")
-def users_page(request: Request, db: Session = Depends(get_db), user: User = Depends(require(Perm.USER_MANAGE))):
+def users_page(request: Request, db: Session = DbSession, user: User = Depends(require(Perm.USER_MANAGE))):
     users = db.scalars(select(User).order_by(User.role, User.username)).all()
     return templates.TemplateResponse(request, "users.html", {"user": user, "users": users})
 
 
 @pages.get("/audit")
-def audit_page(request: Request, page: int = 1, action: str = "", db: Session = Depends(get_db),
+def audit_page(request: Request, page: int = 1, action: str = "", db: Session = DbSession,
                user: User = Depends(require(Perm.AUDIT_READ))):
     result = _audit_page(db, page, 50, action)
     return templates.TemplateResponse(request, "audit.html", {"user": user, "result": result, "action": action})

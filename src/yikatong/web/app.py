@@ -67,8 +67,11 @@ def create_app(clock: Clock | None = None) -> FastAPI:
         if _is_api(request):
             return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
         if isinstance(exc, AuthRequired) and request.method == "GET":
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            # The query string is already percent-encoded: keep its escapes, encode only its separators.
+            target = quote(request.url.path, safe="/")
+            if request.url.query:
+                target += quote("?" + request.url.query, safe="%")
+            return RedirectResponse(f"/login?next={target}", status_code=303)
         return templates.TemplateResponse(
             request, "error.html", {"message": exc.message, "status": exc.status_code,
                                     "user": getattr(request.state, "viewer", None)},

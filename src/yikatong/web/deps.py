@@ -32,6 +32,11 @@ def get_db() -> Iterator[Session]:
         session.close()
 
 
+# Commit before the response is sent (scope="function"): a client that follows a redirect at once
+# (the browser after login) must see what this request wrote. Use `db: Session = DbSession` in views.
+DbSession = Depends(get_db, scope="function")
+
+
 def get_clock(request: Request) -> Clock:
     return getattr(request.app.state, "clock", system_clock)
 
@@ -56,7 +61,7 @@ class Viewer:
     role: str
 
 
-def optional_user(request: Request, db: Session = Depends(get_db),
+def optional_user(request: Request, db: Session = DbSession,
                   clock: Clock = Depends(get_clock)) -> User | None:
     user = user_for_token(db, session_token(request), clock.now())
     request.state.viewer = Viewer(user.display_name, user.role) if user else None
