@@ -7,9 +7,8 @@ Create Date: 2026-11-28
 The audit table is append-only: triggers refuse UPDATE and DELETE on both engines.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -103,7 +102,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_persons_household_id'), ['household_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_persons_name'), ['name'], unique=False)
+        batch_op.create_index('ix_persons_name_region', ['name', 'region_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_persons_phone_hash'), ['phone_hash'], unique=False)
         batch_op.create_index('ix_persons_region_counts', ['region_code', 'is_beneficiary', 'has_active_card'], unique=False)
 
@@ -249,10 +248,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_proxy_documents_proxy_id'), ['proxy_id'], unique=False)
 
     _make_audit_append_only()
+    if op.get_bind().dialect.name == "postgresql":
+        # Prefix search (name LIKE '王%') needs pattern ops under a non-C collation.
+        op.execute("CREATE INDEX ix_persons_name_pattern ON persons (name text_pattern_ops, region_code)")
 
 
 def downgrade() -> None:
     _drop_audit_triggers()
+    op.execute("DROP INDEX IF EXISTS ix_persons_name_pattern")
     with op.batch_alter_table('proxy_documents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_proxy_documents_proxy_id'))
 
@@ -286,7 +289,7 @@ def downgrade() -> None:
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.drop_index('ix_persons_region_counts')
         batch_op.drop_index(batch_op.f('ix_persons_phone_hash'))
-        batch_op.drop_index(batch_op.f('ix_persons_name'))
+        batch_op.drop_index('ix_persons_name_region')
         batch_op.drop_index(batch_op.f('ix_persons_household_id'))
 
     op.drop_table('persons')
