@@ -118,3 +118,14 @@ def test_audit_admin_reads_the_trail_others_cannot(client, auth):
     assert r.status_code == 200 and r.json()["total"] > 0
     assert {e["action"] for e in r.json()["items"]} == {"auth.login"}
     assert client.get("/api/v1/audit", headers=auth("supervisor")).status_code == 403
+
+
+def test_name_search_is_a_prefix_and_wildcards_match_nothing_extra(client, auth, people):
+    h = auth("township_reviewer")
+    surname = people["own"].name[:1]
+    found = client.get("/api/v1/persons", params={"q": surname, "size": 100}, headers=h).json()
+    assert found["total"] >= 1 and all(p["name"].startswith(surname) for p in found["items"])
+    r = client.get("/api/v1/persons", params={"q": "%"}, headers=h)
+    assert r.status_code == 422 and r.json()["detail"] == "请输入身份证号或姓名"
+    wild = client.get("/api/v1/persons", params={"q": f"{surname}%"}, headers=h).json()
+    assert wild["total"] == found["total"]  # '%' is not a wildcard for the user
