@@ -116,7 +116,7 @@ def test_card_holding_rate_of_beneficiaries_is_99_28_percent(city, persons):
 
 def test_card_holding_rate_on_a_larger_sample_without_the_database():
     plan = plan_city(0.05, 3)
-    jobs = _jobs(plan)
+    jobs = _jobs(plan, {"households": 1, "persons": 1, "cards": 1}, dates_as_text=False)
     beneficiaries = with_card = 0
     for job in jobs[::6]:
         batch = generate_township(job)

@@ -8,12 +8,12 @@ cases with their documents, and the demo users.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,34 +82,45 @@ def proxy_quotas(plan: CityPlan) -> dict[str, int]:
     return quotas
 
 
-def _jobs(plan: CityPlan) -> list[TownshipJob]:
+def _jobs(plan: CityPlan, first_ids: dict[str, int], dates_as_text: bool) -> list[TownshipJob]:
     quotas = proxy_quotas(plan)
-    # Each township owns a block of card serials: at most two cards per person, plus slack.
-    block = 2 * max(t.population for t in plan.townships) + 1000
+    # A township never has more people than planned plus one overshooting household per village,
+    # nor more than two cards per person: its blocks of ids and card serials are sized from that.
+    bounds = [t.population + 6 * len(t.villages) + 10 for t in plan.townships]
     counts = {c: plan.township_count(c) for c in {t.county.code6 for t in plan.townships}}
-    return [TownshipJob(t, plan.seed, counts[t.county.code6], block, quotas[t.code]) for t in plan.townships]
+    jobs = []
+    people_before = 0
+    for t, bound in zip(plan.townships, bounds, strict=True):
+        jobs.append(TownshipJob(
+            t, plan.seed, counts[t.county.code6], 2 * max(bounds) + 1000, quotas[t.code],
+            first_household_id=first_ids["households"] + people_before,
+            first_person_id=first_ids["persons"] + people_before,
+            first_card_id=first_ids["cards"] + 2 * people_before,
+            id_block=bound, dates_as_text=dates_as_text,
+        ))
+        people_before += bound
+    return jobs
 
 
 def _batches(jobs: list[TownshipJob], workers: int) -> Iterator[TownshipBatch]:
-    """Township batches in job order; with workers, a few are generated ahead (bounded memory)."""
+    """Township batches; with workers in the order they are finished, a few ahead (bounded memory).
+
+    Each township writes only its own blocks of ids, so the order does not change the result."""
     if workers <= 1:
         for job in jobs:
             yield generate_township(job)
         return
     # spawn, not fork: the children must not inherit the parent's open database connections.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        pending: deque[Future[TownshipBatch]] = deque()
         todo = iter(jobs)
-        for job in todo:
-            pending.append(pool.submit(generate_township, job))
-            if len(pending) >= workers * 2:
-                break
+        pending = {pool.submit(generate_township, job) for job in itertools.islice(todo, workers * 3)}
         while pending:
-            batch = pending.popleft().result()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append(pool.submit(generate_township, nxt))
-            yield batch
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.add(pool.submit(generate_township, nxt))
+                yield future.result()
 
 
 def database_is_empty(engine: Engine) -> bool:
@@ -165,24 +176,20 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         progress("行政区划与补贴目录", 1, 1)
 
         totals = dict(households=0, persons=0, cards=0, beneficiaries=0, with_card=0)
-        # ids continue after rows other areas may already have (none in an empty database)
-        base = {name: loader.max_id(name) for name in ("households", "persons", "cards")}
         cases: list[tuple[int, str, object]] = []
         planned = plan.population
-        jobs = _jobs(plan)
+        # ids continue after rows other areas may already have (none in an empty database)
+        first_ids = {name: loader.max_id(name) + 1 for name in ("households", "persons", "cards")}
+        jobs = _jobs(plan, first_ids, dates_as_text=not loader.postgres)
         progress("人口、家庭与社保卡", 0, planned)
         loader.drop_indexes(["households", "persons", "cards"])
         since_commit = 0
         for batch in _batches(jobs, workers if workers is not None else default_workers(planned)):
-            hh0, p0, c0 = (base[name] + totals[name] + 1 for name in ("households", "persons", "cards"))
-            loader.insert_rows("households", HOUSEHOLD_COLUMNS,
-                               [(hh0 + r[0], *r[1:]) for r in batch.households])
-            loader.insert_rows("persons", PERSON_COLUMNS,
-                               [(p0 + r[0], *r[1:8], hh0 + r[8], *r[9:]) for r in batch.persons])
-            loader.insert_rows("cards", CARD_COLUMNS,
-                               [(c0 + r[0], r[1], p0 + r[2], *r[3:]) for r in batch.cards])
+            loader.insert_rows("households", HOUSEHOLD_COLUMNS, batch.households, dates_ready=True)
+            loader.insert_rows("persons", PERSON_COLUMNS, batch.persons, dates_ready=True)
+            loader.insert_rows("cards", CARD_COLUMNS, batch.cards, dates_ready=True)
             for k, case in enumerate(batch.proxies, start=1):
-                cases.append((p0 + case.person_index, f"DC{batch.township_code[:9]}{k:03d}", case))
+                cases.append((case.person_id, f"DC{batch.township_code[:9]}{k:03d}", case))
             totals["households"] += len(batch.households)
             totals["persons"] += len(batch.persons)
             totals["cards"] += len(batch.cards)
@@ -197,6 +204,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         progress("建立索引", 0, 1)
         loader.create_indexes(lambda done, total: progress("建立索引", done, total))
 
+        cases.sort(key=lambda c: c[1])  # by case number, whatever order the townships came in
         progress("代管代持档案", 0, len(cases))
         with Session(bind=loader.conn) as session:
             proxies.write_cases(session, cases, BUILD_STAMP)  # type: ignore[arg-type]

@@ -60,8 +60,11 @@ class Loader:
         if rows:
             self.conn.execute(insert(self.table(name)), list(rows))
 
-    def insert_rows(self, name: str, columns: Sequence[str], rows: Sequence[tuple], stamped: bool = True) -> None:
-        """Insert tuples in `columns` order; created_at/updated_at are added when `stamped`."""
+    def insert_rows(self, name: str, columns: Sequence[str], rows: Sequence[tuple], stamped: bool = True,
+                    dates_ready: bool = False) -> None:
+        """Insert tuples in `columns` order; created_at/updated_at are added when `stamped`.
+
+        dates_ready: on SQLite the rows already carry dates as ISO text (see TownshipJob)."""
         if not rows:
             return
         cols = list(columns) + (["created_at", "updated_at"] if stamped else [])
@@ -82,7 +85,8 @@ class Loader:
         # text form SQLAlchemy uses for SQLite (ISO date; "YYYY-MM-DD HH:MM:SS.ffffff").
         table = self.table(name)
         sql = str(insert(table).compile(dialect=self.engine.dialect, column_keys=cols))
-        dated = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, (Date, DateTime))]
+        dated = [] if dates_ready else [i for i, c in enumerate(columns)
+                                        if isinstance(table.c[c].type, (Date, DateTime))]
         extra = (self._stamp_text, self._stamp_text) if stamped else ()
         if dated:
             rows = [_with_iso_dates(r, dated) + extra for r in rows]

@@ -3,7 +3,7 @@
 A township is the unit of work: it is generated from its own random stream (seeded by the city seed
 and the township code), so the result does not depend on the order or the process it runs in, and
 only one township's people are in memory at a time. Rows come out as tuples in the column order of
-the *_COLUMNS lists; the loader gives them database ids.
+the *_COLUMNS lists, with their final database ids (each township owns a block of ids).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Member:
     name: str = ""
     id_number: str = ""
     birth: date = REFERENCE_DATE
-    index: int = 0  # local person index in the township batch
+    id: int = 0  # persons.id
     beneficiary: bool = False
     active_card: bool = False
 
@@ -91,11 +91,18 @@ class TownshipJob:
     townships_in_county: int
     card_block: int  # card serials of this township: [index_in_city * card_block, ... + card_block)
     proxy_quota: int
+    # First database ids of the township's blocks: every township owns a range of ids, so townships
+    # can be generated in parallel and written in any order, and ids still depend on the seed only.
+    first_household_id: int = 1
+    first_person_id: int = 1
+    first_card_id: int = 1
+    id_block: int = 10**9  # at most this many households and persons, twice as many cards
+    dates_as_text: bool = False  # ISO text for SQLite, date objects for PostgreSQL's COPY
 
 
 @dataclass
 class ProxyCase:
-    person_index: int
+    person_id: int
     person_name: str
     person_id_masked: str
     person_age: int
@@ -214,12 +221,12 @@ def beneficiary_probability(age: int, is_head: bool, rural: bool) -> float:
     if age >= 80:
         return 0.96
     if age >= 60:
-        return 0.86 if rural else 0.55
+        return 0.87 if rural else 0.57
     if is_head:
         return 0.86 if rural else 0.25
     if age < 16:
-        return 0.09 if rural else 0.04
-    return 0.15 if rural else 0.07
+        return 0.10 if rural else 0.04
+    return 0.17 if rural else 0.08
 
 
 # --- the township generator ----------------------------------------------------------------------
@@ -246,6 +253,9 @@ class _Generator:
         self.no_card_acc = self.rng.random()
         self.proxy_candidates: list[tuple[Member, list[Member], Village]] = []
 
+    def _date(self, d: date | None):
+        return d.isoformat() if self.job.dates_as_text and d is not None else d
+
     def run(self) -> TownshipBatch:
         household_no = 0
         for village in self.township.villages:
@@ -258,14 +268,17 @@ class _Generator:
                 self._add_household(village, seq, members)
                 people += len(members)
         self._choose_proxies()
-        return self.batch
+        job, batch = self.job, self.batch
+        if max(len(batch.households), len(batch.persons), len(batch.cards) / 2) > job.id_block:
+            raise RuntimeError("township id block exhausted")  # the plan sizes blocks generously
+        return batch
 
     # .. one household
     def _add_household(self, village: Village, seq: int, members: list[Member]) -> None:
         rng = self.rng
         batch = self.batch
-        hh_index = len(batch.households)
-        batch.households.append((hh_index, f"{village.code}{seq:05d}", village.code,
+        household_id = self.job.first_household_id + len(batch.households)
+        batch.households.append((household_id, f"{village.code}{seq:05d}", village.code,
                                  street_address(rng, village, seq)))
         rural = not village.is_community
         family_name = self.names.surname()  # the children's surname (the father's)
@@ -289,7 +302,7 @@ class _Generator:
             phone = self._phone(m, phones)
             if phone:
                 phones.append(phone)
-            self._add_person(m, village, hh_index, phone)
+            self._add_person(m, village, household_id, phone)
         for m in members:
             # mostly the very old; a few younger people with a mental or severe physical disability
             if m.beneficiary and m.active_card and (m.age >= 70 or rng.random() < 0.03):
@@ -320,10 +333,10 @@ class _Generator:
             return phones[0]  # an old person registered with a child's number
         return None
 
-    def _add_person(self, m: Member, village: Village, hh_index: int, phone: str | None) -> None:
+    def _add_person(self, m: Member, village: Village, household_id: int, phone: str | None) -> None:
         rng = self.rng
         batch = self.batch
-        m.index = len(batch.persons)
+        m.id = self.job.first_person_id + len(batch.persons)
         if m.beneficiary:
             batch.beneficiaries += 1
             self.no_card_acc += 1 - BENEFICIARY_CARD_RATE
@@ -346,8 +359,8 @@ class _Generator:
         pid = protect(crypto.ID_NUMBER, m.id_number)
         ph = protect(crypto.PHONE, phone) if phone else (None, None, None)
         batch.persons.append((
-            m.index, pid.enc, pid.hash, pid.masked, m.name, "男" if m.male else "女", m.birth, village.code,
-            hh_index, m.relation, ph[0], ph[1], ph[2], m.beneficiary, has_card, reason,
+            m.id, pid.enc, pid.hash, pid.masked, m.name, "男" if m.male else "女", self._date(m.birth), village.code,
+            household_id, m.relation, ph[0], ph[1], ph[2], m.beneficiary, has_card, reason,
         ))
 
     def _no_card_reason(self, m: Member) -> str:
@@ -398,8 +411,9 @@ class _Generator:
         account = protect(crypto.BANK_ACCOUNT, bank_account(bank.account_prefix, serial, self.job.seed))
         if changed is not None and changed < issued:
             changed = issued
-        self.batch.cards.append((len(self.batch.cards), card_number(serial, self.job.seed), m.index, bank.code,
-                                 account.enc, account.hash, account.masked, status.value, issued, changed))
+        self.batch.cards.append((self.job.first_card_id + len(self.batch.cards), card_number(serial, self.job.seed),
+                                 m.id, bank.code, account.enc, account.hash, account.masked, status.value,
+                                 self._date(issued), self._date(changed)))
 
     # .. proxy holding (代管代持)
     def _choose_proxies(self) -> None:
@@ -446,7 +460,7 @@ class _Generator:
         approved = date(2018, 1, 1) + timedelta(days=int(rng.random() * (REFERENCE_DATE - date(2018, 1, 1)).days))
         until = approved + timedelta(days=3 * 365) if rng.random() < 0.7 else None
         approver = f"{self.township.name}民政办 {self.names.full_name(rng.random() < 0.5)}"
-        return ProxyCase(person.index, person.name, mask_id_number(person.id_number), person.age, name, id_number,
+        return ProxyCase(person.id, person.name, mask_id_number(person.id_number), person.age, name, id_number,
                          relation, reason, approver, approved, approved, until, village.full_name)
 
 
