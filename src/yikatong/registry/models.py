@@ -107,6 +107,18 @@ class Card(Base):
     person: Mapped[Person] = relationship(back_populates="cards")
 
 
+class VillageCount(Base):
+    """Counts per village, kept exact by database triggers on persons (migration 0002); read-only
+    for the application. Region summaries add these up instead of scanning millions of persons."""
+
+    __tablename__ = "village_counts"
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    persons: Mapped[int] = mapped_column(Integer, server_default="0")
+    beneficiaries: Mapped[int] = mapped_column(Integer, server_default="0")
+    beneficiaries_with_card: Mapped[int] = mapped_column(Integer, server_default="0")
+    card_holders: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
 class Document(Base):
     """An attached file, stored once under data/documents by its SHA-256 content hash."""
 
