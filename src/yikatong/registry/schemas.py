@@ -16,6 +16,11 @@ class CardOut(BaseModel):
     issued_on: date
 
 
+class DocumentOut(BaseModel):
+    title: str
+    sha256: str
+
+
 class ProxyOut(BaseModel):
     holder_name: str
     holder_id_number_masked: str
@@ -25,7 +30,7 @@ class ProxyOut(BaseModel):
     approved_on: date
     valid_from: date
     valid_until: date | None
-    documents: list[str]
+    documents: list[DocumentOut]
 
 
 class MemberOut(BaseModel):

@@ -10,12 +10,22 @@ from sqlalchemy.orm import Session, selectinload
 
 from yikatong.catalog.models import Bank
 from yikatong.core import crypto
-from yikatong.core.errors import Forbidden, Invalid, NotFound
+from yikatong.core.errors import Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.idnumber import normalize
 from yikatong.core.protect import reveal as decrypt
 from yikatong.core.protect import search_hash
 from yikatong.registry import schemas
-from yikatong.registry.models import Card, CardStatus, Household, Person, ProxyHolding, Region, VillageCount
+from yikatong.registry.models import (
+    Card,
+    CardStatus,
+    Document,
+    Household,
+    Person,
+    ProxyDocument,
+    ProxyHolding,
+    Region,
+    VillageCount,
+)
 from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
@@ -103,8 +113,32 @@ def person_detail(session: Session, user: User, person_id: int) -> schemas.Perso
                                   holder_relation=p.holder_relation, reason=p.reason,
                                   approver_name=p.approver_name, approved_on=p.approved_on,
                                   valid_from=p.valid_from, valid_until=p.valid_until,
-                                  documents=[d.title for d in p.documents]) for p in proxies],
+                                  documents=[schemas.DocumentOut(title=d.title, sha256=d.document_sha256)
+                                             for d in p.documents]) for p in proxies],
     )
+
+
+def proxy_document(session: Session, user: User, person_id: int, sha256: str, now: datetime,
+                   ip: str = "") -> tuple[Document, bytes]:
+    """A file of the person's proxy-holding archive (代管代持电子档案), checked against its hash; the
+    read is audited like any other look at personal papers."""
+    from yikatong.registry.documents import read_document
+
+    person = get_person(session, user, person_id)
+    linked = session.scalar(
+        select(ProxyDocument.id).join(ProxyHolding, ProxyHolding.id == ProxyDocument.proxy_id)
+        .where(ProxyHolding.person_id == person.id, ProxyDocument.document_sha256 == sha256.lower())
+    )
+    if linked is None:
+        raise NotFound("档案文件不存在")
+    document = session.get(Document, sha256.lower())
+    try:
+        data = read_document(document.sha256)
+    except ValueError:
+        raise Conflict("档案文件与登记的哈希不一致，可能已被篡改，已拒绝提供") from None
+    audit.record(session, user, "document.read", "document", document.sha256, now,
+                 region_code=person.region_code, ip=ip, detail={"person_id": person.id})
+    return document, data
 
 
 REVEALABLE = {"id_number": crypto.ID_NUMBER, "phone": crypto.PHONE, "bank_account": crypto.BANK_ACCOUNT}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
@@ -38,6 +40,26 @@ def api_reveal(person_id: int, request: Request, field: str = RevealField, db: S
     """The clear value of one field, for roles whose duty needs it. Every call is audited."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))
     return schemas.RevealOut(field=field, value=value)
+
+
+@api.get("/persons/{person_id}/documents/{sha256}", response_class=Response,
+         responses={200: {"content": {"application/octet-stream": {}}}})
+def api_document(person_id: int, sha256: str, request: Request, db: Session = DbSession,
+                 clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> Response:
+    """A file of the person's proxy-holding archive. Audited."""
+    return _document_response(db, user, person_id, sha256, clock, request)
+
+
+@pages.get("/persons/{person_id}/documents/{sha256}")
+def page_document(person_id: int, sha256: str, request: Request, db: Session = DbSession,
+                  clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> Response:
+    return _document_response(db, user, person_id, sha256, clock, request)
+
+
+def _document_response(db, user, person_id, sha256, clock, request) -> Response:
+    document, data = service.proxy_document(db, user, person_id, sha256, clock.now(), client_ip(request))
+    disposition = f"attachment; filename*=UTF-8''{quote(document.filename)}"
+    return Response(data, media_type=document.content_type, headers={"Content-Disposition": disposition})
 
 
 @api.get("/regions/{code}/summary", response_model=schemas.RegionSummary)
