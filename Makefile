@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports clean
+.PHONY: demo test install lint bench-imports bench-registry clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -23,6 +23,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+
+## Benchmarks (slow; figures go to docs/benchmarks.md with the machine they ran on)
+bench-imports: install
+	$(BIN)/python benchmarks/import_persons.py --rows 100000
+
+bench-registry: install
+	$(BIN)/python benchmarks/registry_queries.py --runs 20
 
 clean:
 	rm -rf data .pytest_cache
