@@ -70,6 +70,8 @@ class Loader:
         cols = list(columns) + (["created_at", "updated_at"] if stamped else [])
         if self.postgres and name in COPY_TABLES:
             extra = (self.stamp, self.stamp) if stamped else ()
+            if not self.conn.in_transaction():
+                self.conn.begin()  # so that commit() below ends the COPYs' transaction too
             cursor = self.conn.connection.dbapi_connection.cursor()
             with cursor.copy(f"COPY {name} ({', '.join(cols)}) FROM STDIN") as copy:
                 for row in rows:
@@ -128,3 +130,4 @@ def _with_iso_dates(row: tuple, positions: list[int]) -> tuple:
             v = values[i]
             values[i] = v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v.isoformat()
     return tuple(values)
+
