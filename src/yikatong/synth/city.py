@@ -30,6 +30,7 @@ from yikatong.synth.people import (
     HOUSEHOLD_COLUMNS,
     PERSON_COLUMNS,
     REFERENCE_DATE,
+    ProxyCase,
     TownshipBatch,
     TownshipJob,
     generate_township,
@@ -176,7 +177,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         progress("行政区划与补贴目录", 1, 1)
 
         totals = dict(households=0, persons=0, cards=0, beneficiaries=0, with_card=0)
-        cases: list[tuple[int, str, object]] = []
+        cases: list[tuple[int, str, ProxyCase]] = []
         planned = plan.population
         # ids continue after rows other areas may already have (none in an empty database)
         first_ids = {name: loader.max_id(name) + 1 for name in ("households", "persons", "cards")}
@@ -207,7 +208,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         cases.sort(key=lambda c: c[1])  # by case number, whatever order the townships came in
         progress("代管代持档案", 0, len(cases))
         with Session(bind=loader.conn) as session:
-            proxies.write_cases(session, cases, BUILD_STAMP)  # type: ignore[arg-type]
+            proxies.write_cases(session, cases, BUILD_STAMP)
             session.commit()
         progress("代管代持档案", len(cases), len(cases))
 
@@ -221,6 +222,9 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         progress("更新统计信息", 0, 1)
         loader.finish()
         progress("更新统计信息", 1, 1)
+    except BaseException:
+        loader.rollback_and_restore_indexes()  # a failed build must not leave the tables unindexed
+        raise
     finally:
         loader.close()
 

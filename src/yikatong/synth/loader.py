@@ -53,6 +53,13 @@ class Loader:
                 on_index(n + 1, len(self._dropped))
         self._dropped = []
 
+    def rollback_and_restore_indexes(self) -> None:
+        try:
+            self.conn.rollback()
+            self.create_indexes()
+        except Exception:  # noqa: BLE001 - keep the original error; this is best effort
+            pass
+
     def table(self, name: str) -> Table:
         return models.metadata.tables[name]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from yikatong.core import crypto
+from yikatong.core.masking import mask_id_number
 from yikatong.core.protect import protect
 from yikatong.registry.models import CardStatus
 from yikatong.synth.catalog_data import BANKS
@@ -427,8 +428,6 @@ class _Generator:
             self.batch.proxies.append(self._proxy_case(person, members, village))
 
     def _proxy_case(self, person: Member, members: list[Member], village: Village) -> ProxyCase:
-        from yikatong.core.masking import mask_id_number
-
         rng = self.rng
         holders = [h for h in members if h is not person and 18 <= h.age <= 72]
         holders.sort(key=lambda h: (GENERATION[h.relation] - GENERATION[person.relation], -h.age))

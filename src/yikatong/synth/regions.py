@@ -12,6 +12,7 @@ is the number of villages per township (at least two) and the people in them.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from yikatong.registry.models import RegionLevel
@@ -123,7 +124,7 @@ def county_code(spec: CountySpec) -> str:
     return spec.code6 + "000000"
 
 
-def _unique(rng: random.Random, used: set[str], make) -> str:
+def _unique(used: set[str], make: Callable[[], str]) -> str:
     for _ in range(200):
         name = make()
         if name not in used:
@@ -168,10 +169,10 @@ def plan_city(scale: float, seed: int) -> CityPlan:
         for index, kind in enumerate(kinds):
             counters[kind] += 1
             if kind == "街道":
-                stem = street_stems.pop() if street_stems else _unique(rng, used_townships, lambda: _stem(rng))
+                stem = street_stems.pop() if street_stems else _unique(used_townships, lambda: _stem(rng))
                 used_townships.add(stem)
             else:
-                stem = _unique(rng, used_townships, lambda: _stem(rng))
+                stem = _unique(used_townships, lambda: _stem(rng))
             name = stem + kind
             code = f"{county.code6}{counters[kind]:03d}000"
             full = county_name_prefix[county.code6] + name
@@ -180,8 +181,8 @@ def plan_city(scale: float, seed: int) -> CityPlan:
             township.villages = _villages_of(rng, township)
             townships.append(township)
     plan = CityPlan(scale, seed, townships)
-    _sample_villages(plan, rng)
-    _allocate_people(plan, rng)
+    _sample_villages(plan)
+    _allocate_people(plan)
     return plan
 
 
@@ -191,7 +192,7 @@ def _villages_of(rng: random.Random, township: Township) -> list[Village]:
     villages: list[Village] = []
 
     def add(number: int, community: bool) -> None:
-        stem = _unique(rng, used, lambda: _village_stem(rng))
+        stem = _unique(used, lambda: _village_stem(rng))
         name = stem + ("社区" if community else "村")
         weight = rng.lognormvariate(0, 0.35) * (1.8 if community else 1.0)
         villages.append(Village(f"{township.code9}{number:03d}", name, township.full_name + name, community, weight))
@@ -210,7 +211,7 @@ def _villages_of(rng: random.Random, township: Township) -> list[Village]:
     return villages
 
 
-def _sample_villages(plan: CityPlan, rng: random.Random) -> None:
+def _sample_villages(plan: CityPlan) -> None:
     """At scale below 1 keep fewer villages (at least 2 per township) so each stays realistically
     populated; the first village (a town's seat community) is always kept."""
     for township in plan.townships:
@@ -219,7 +220,7 @@ def _sample_villages(plan: CityPlan, rng: random.Random) -> None:
         township.villages = _spread(full, keep)
 
 
-def _allocate_people(plan: CityPlan, rng: random.Random) -> None:
+def _allocate_people(plan: CityPlan) -> None:
     total = round(RESIDENTS_AT_SCALE_1 * plan.scale)
     for county in COUNTIES:
         people = round(total * county.population_share)
