@@ -52,7 +52,7 @@ class AuditEvent(Base):
     role: Mapped[str] = mapped_column(String(30))
     action: Mapped[str] = mapped_column(String(40), index=True)
     object_type: Mapped[str] = mapped_column(String(30))
-    object_id: Mapped[str] = mapped_column(String(60))
+    object_id: Mapped[str] = mapped_column(String(100))
     region_code: Mapped[str | None] = mapped_column(String(12))
     detail: Mapped[str] = mapped_column(Text, default="")
     ip: Mapped[str] = mapped_column(String(45), default="")

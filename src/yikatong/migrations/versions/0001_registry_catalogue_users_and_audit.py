@@ -153,7 +153,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=30), nullable=False),
     sa.Column('action', sa.String(length=40), nullable=False),
     sa.Column('object_type', sa.String(length=30), nullable=False),
-    sa.Column('object_id', sa.String(length=60), nullable=False),
+    sa.Column('object_id', sa.String(length=100), nullable=False),
     sa.Column('region_code', sa.String(length=12), nullable=True),
     sa.Column('detail', sa.Text(), nullable=False),
     sa.Column('ip', sa.String(length=45), nullable=False),
