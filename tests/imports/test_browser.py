@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
-
 import pytest
 
 from yikatong.core.clock import FixedClock
@@ -14,48 +9,14 @@ from yikatong.core.clock import FixedClock
 from .conftest import NOW, PASSWORD, csv_bytes
 from .test_service import PERSON_HEADERS, person_rows
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 pytestmark = pytest.mark.browser
 
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):
-        raise RuntimeError("CI needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")
-    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
-def server(migrated):
-    import uvicorn
-
+def server(migrated, serve):
     from yikatong.web.app import create_app
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(clock=FixedClock(NOW)), host="127.0.0.1", port=port,
-                                       log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    return serve(create_app(clock=FixedClock(NOW)))
 
 
 def test_upload_shows_errors_then_imports(server, browser, area, tmp_path):

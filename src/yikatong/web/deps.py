@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock, system_clock
-from yikatong.core.db import new_session
+from yikatong.core.db import transaction
 from yikatong.core.errors import AuthRequired
 from yikatong.registry.service import require_perm
 from yikatong.security.models import User
@@ -20,16 +20,9 @@ SESSION_COOKIE = "ykt_session"
 
 
 def get_db() -> Iterator[Session]:
-    """One session per request; committed when the handler returns without error."""
-    session = new_session()
-    try:
+    """One transaction per request: committed when the handler returns, rolled back on any error."""
+    with transaction() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # Commit before the response is sent (scope="function"): a client that follows a redirect at once
