@@ -35,5 +35,16 @@ synth_commands.register(app)
 import_commands.register(app)
 
 
+def main() -> None:
+    """Entry point of `ykt`: a domain error ends the command with its Chinese message, not a traceback."""
+    from yikatong.core.errors import DomainError
+
+    try:
+        app()
+    except DomainError as exc:
+        typer.secho(f"错误：{exc.message}", err=True, fg=typer.colors.RED)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
