@@ -46,6 +46,29 @@ def _snapshot(engine: Engine) -> dict[str, list]:
         }
 
 
+def _schema(engine: Engine) -> dict[str, tuple]:
+    """Indexes and constraints of the bulk-loaded tables (the build drops and rebuilds them)."""
+    from sqlalchemy import inspect
+
+    insp = inspect(engine)
+    return {t: (sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(t)),
+                sorted((c["name"], tuple(c["column_names"])) for c in insp.get_unique_constraints(t)),
+                sorted((f["name"], tuple(f["constrained_columns"]), f["referred_table"])
+                       for f in insp.get_foreign_keys(t)))
+            for t in ("households", "persons", "cards")}
+
+
+def test_the_build_puts_back_every_index_and_constraint(tmp_path):
+    engine = _fresh(tmp_path, "schema.db")
+    try:
+        before = _schema(engine)
+        assert before["persons"][0]  # there are indexes to lose
+        build_city(engine, TINY, 3)
+        assert _schema(engine) == before
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def seed_5(tmp_path_factory):
     engine = _fresh(tmp_path_factory.mktemp("seed5"), "a.db")
@@ -143,7 +166,9 @@ def test_replace_empties_a_postgresql_database_completely():
     try:
         upgrade(url)
         engine = make_engine(url)
+        before = _schema(engine)
         build_city(engine, TINY, 1)
+        assert _schema(engine) == before  # constraints dropped for COPY are all back
         engine.dispose()
         empty_database(url)
         engine = make_engine(url)

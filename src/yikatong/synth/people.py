@@ -258,13 +258,11 @@ class _Generator:
         return d.isoformat() if self.job.dates_as_text and d is not None else d
 
     def run(self) -> TownshipBatch:
-        household_no = 0
         for village in self.township.villages:
             people = 0
             seq = 0
             while people < village.population:
                 seq += 1
-                household_no += 1
                 members = _household(self.rng, village.is_community)
                 self._add_household(village, seq, members)
                 people += len(members)
@@ -331,7 +329,7 @@ class _Generator:
         if rng.random() < own:
             return mobile_number(rng)
         if m.age >= 70 and phones and rng.random() < 0.5:
-            return phones[0]  # an old person registered with a child's number
+            return phones[0]  # an old person registered with a family member's number
         return None
 
     def _add_person(self, m: Member, village: Village, household_id: int, phone: str | None) -> None:
