@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-imports bench-registry clean
+.PHONY: demo test install lint bench-synth bench-imports bench-registry clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -25,6 +25,9 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 
 ## Benchmarks (slow; figures go to docs/benchmarks.md with the machine they ran on)
+bench-synth: install
+	$(BIN)/python benchmarks/synth_city.py --scale 1
+
 bench-imports: install
 	$(BIN)/python benchmarks/import_persons.py --rows 100000
 

@@ -115,13 +115,17 @@ def test_an_occupied_database_is_refused(city):
 
 
 def test_ykt_demo_builds_then_synth_refuses_an_occupied_database(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "YKT_DATABASE_URL"}
+    env = dict(os.environ)
     env["YKT_DATA_DIR"] = str(tmp_path / "data")
+    precious = tmp_path / "precious.db"  # a real database in YKT_DATABASE_URL: the demo must not touch it
+    precious.write_bytes(b"not to be emptied")
+    env["YKT_DATABASE_URL"] = f"sqlite:///{precious}"
     ykt = [sys.executable, "-m", "yikatong.cli"]
     demo = subprocess.run([*ykt, "demo", "--scale", str(TINY), "--no-serve"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "data" / "demo.db").exists()
+    assert precious.read_bytes() == b"not to be emptied"
     assert "village_clerk" in demo.stdout and "ykt-demo-2026" in demo.stdout and "持卡率" in demo.stdout
     env["YKT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'data' / 'demo.db'}"
     again = subprocess.run([*ykt, "synth", "--scale", str(TINY)], env=env, capture_output=True, text=True,

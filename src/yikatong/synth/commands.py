@@ -149,12 +149,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build a fresh demo city (SQLite file data/demo.db, replaced on every run) and serve it.
 
-        Uses YKT_DATABASE_URL instead when it is set (that database is emptied first)."""
+        Always its own SQLite file under YKT_DATA_DIR: YKT_DATABASE_URL is ignored on purpose, so
+        the demo can never empty a real database."""
         from yikatong.core.settings import get_settings, reset_settings
 
-        if not os.environ.get("YKT_DATABASE_URL"):
-            data_dir = Path(os.environ.get("YKT_DATA_DIR", "data")).resolve()
-            os.environ["YKT_DATABASE_URL"] = f"sqlite:///{data_dir / DEMO_DB_NAME}"
+        data_dir = Path(os.environ.get("YKT_DATA_DIR", "data")).resolve()
+        os.environ["YKT_DATABASE_URL"] = f"sqlite:///{data_dir / DEMO_DB_NAME}"
         reset_settings()
         empty_database(get_settings().database_url)
         reset_settings()
