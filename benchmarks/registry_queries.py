@@ -49,14 +49,14 @@ def main() -> None:
     from yikatong.core.protect import reveal
 
     id_number = reveal(crypto.ID_NUMBER, sample.id_number_enc)
-    print(f"| query | scope | p50 ms | p95 ms |\n| --- | --- | ---: | ---: |")
+    print("| query | scope | p50 ms | p95 ms |\n| --- | --- | ---: | ---: |")
     for level, code in scopes.items():
         user = as_user(code)
-        p50, p95 = timed(lambda: service.region_summary(s, user), args.runs)
+        p50, p95 = timed(lambda u=user: service.region_summary(s, u), args.runs)
         print(f"| home-page counts (region_summary) | {level} | {p50:.1f} | {p95:.1f} |")
     for level, code in scopes.items():
         user = as_user(code)
-        p50, p95 = timed(lambda: service.search_persons(s, user, sample.name[:1]), args.runs)
+        p50, p95 = timed(lambda u=user: service.search_persons(s, u, sample.name[:1]), args.runs)
         print(f"| search by surname, first page | {level} | {p50:.1f} | {p95:.1f} |")
     user = as_user(scopes["city"])
     p50, p95 = timed(lambda: service.search_persons(s, user, id_number), args.runs)
