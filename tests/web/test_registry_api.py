@@ -129,3 +129,10 @@ def test_name_search_is_a_prefix_and_wildcards_match_nothing_extra(client, auth,
     assert r.status_code == 422 and r.json()["detail"] == "请输入身份证号或姓名"
     wild = client.get("/api/v1/persons", params={"q": f"{surname}%"}, headers=h).json()
     assert wild["total"] == found["total"]  # '%' is not a wildcard for the user
+
+
+def test_the_city_build_is_on_the_audit_trail(client, auth):
+    events = client.get("/api/v1/audit", params={"action": "synth.build"}, headers=auth("auditadmin")).json()
+    assert events["total"] >= 1
+    detail = events["items"][-1]["detail"]
+    assert '"seed": 7' in detail and '"persons":' in detail

@@ -20,8 +20,10 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from yikatong.core.clock import system_clock
 from yikatong.core.errors import Conflict
 from yikatong.registry.models import Person, Region
+from yikatong.security import audit
 from yikatong.security.scope import subtree_bounds
 from yikatong.synth import catalog_data, proxies
 from yikatong.synth.loader import Loader
@@ -35,7 +37,7 @@ from yikatong.synth.people import (
     TownshipJob,
     generate_township,
 )
-from yikatong.synth.regions import PROVINCE_CODE, CityPlan, level_rows, plan_city
+from yikatong.synth.regions import CITY_CODE, PROVINCE_CODE, CityPlan, level_rows, plan_city
 from yikatong.synth.users import DEMO_PASSWORD, DemoLogin, create_demo_users
 
 __all__ = ["DEMO_PASSWORD", "CityReport", "DemoLogin", "build_city", "proxy_quotas"]
@@ -216,6 +218,9 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         names = {r["code"]: r["full_name"] for r in region_rows}
         with Session(bind=loader.conn) as session:
             logins = create_demo_users(session, plan, names, BUILD_STAMP)
+            # The bulk load bypasses the services, so the build itself goes on the audit trail.
+            audit.record(session, None, "synth.build", "city", CITY_CODE,
+                         system_clock.now(), detail={"scale": scale, "seed": seed, **totals})
             session.commit()
         progress("演示账号", 1, 1)
 
