@@ -31,6 +31,7 @@ bench-synth: install
 bench-imports: install
 	$(BIN)/python benchmarks/import_persons.py --rows 100000
 
+# bench-registry reads a city already built: YKT_DATABASE_URL=sqlite:////tmp/s1.db make bench-registry
 bench-registry: install
 	$(BIN)/python benchmarks/registry_queries.py --runs 20
 
