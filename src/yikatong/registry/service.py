@@ -19,7 +19,6 @@ from yikatong.registry.models import (
     Card,
     CardStatus,
     Document,
-    Household,
     Person,
     ProxyDocument,
     ProxyHolding,
@@ -29,7 +28,7 @@ from yikatong.registry.models import (
 from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
-from yikatong.security.scope import in_subtree, level_of, subtree_prefix, within
+from yikatong.security.scope import in_subtree, level_of, within
 
 PAGE_MAX = 100
 
@@ -263,11 +262,3 @@ def _brief(p: Person, names: dict[str, str]) -> schemas.PersonBrief:
         region_code=p.region_code, region_name=names.get(p.region_code, p.region_code),
         is_beneficiary=p.is_beneficiary, card_status=card.status if card else None,
     )
-
-
-def household_for(session: Session, code: str) -> Household | None:
-    return session.scalar(select(Household).where(Household.code == code))
-
-
-def scope_prefix(user: User) -> str:
-    return subtree_prefix(user.region_code)
