@@ -27,15 +27,10 @@ from yikatong.registry.models import (
 )
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, has_perm
+from yikatong.security.roles import Perm, require_perm
 from yikatong.security.scope import in_subtree, level_of, within
 
 PAGE_MAX = 100
-
-
-def require_perm(user: User, perm: Perm) -> None:
-    if not has_perm(user.role, perm):
-        raise Forbidden("当前角色无此权限")
 
 
 def scoped_persons(user: User) -> Select[tuple[Person]]:

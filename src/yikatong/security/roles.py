@@ -4,6 +4,12 @@ administrators run the system and read the audit trail but never read personal d
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from yikatong.core.errors import Forbidden
+
+if TYPE_CHECKING:
+    from yikatong.security.models import User
 
 
 class Role(StrEnum):
@@ -60,3 +66,9 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
 
 def has_perm(role: str, perm: Perm) -> bool:
     return perm in ROLE_PERMS.get(Role(role), frozenset())
+
+
+def require_perm(user: User, perm: Perm) -> None:
+    """Refuse (403) a user whose role lacks the permission."""
+    if not has_perm(user.role, perm):
+        raise Forbidden("当前角色无此权限")

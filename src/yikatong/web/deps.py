@@ -11,9 +11,8 @@ from sqlalchemy.orm import Session
 from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import transaction
 from yikatong.core.errors import AuthRequired
-from yikatong.registry.service import require_perm
 from yikatong.security.models import User
-from yikatong.security.roles import Perm
+from yikatong.security.roles import Perm, require_perm
 from yikatong.security.service import user_for_token
 
 SESSION_COOKIE = "ykt_session"
