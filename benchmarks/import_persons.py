@@ -73,21 +73,10 @@ def write_xlsx(rows: list[list[str]], path: Path) -> None:
 def scratch_database(url: str | None, tmp: Path) -> tuple[str, Callable[[], None]]:
     if not url or url.startswith("sqlite"):
         return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:6]}.db'}", lambda: None
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from yikatong.core.db import create_database, drop_database
 
-    base = make_url(url)
-    name = f"ykt_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
+    scratch = create_database(url, "ykt_bench")
+    return scratch, lambda: drop_database(scratch)
 
 
 def prepare(url: str, tmp: Path) -> None:

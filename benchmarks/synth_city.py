@@ -14,7 +14,6 @@ import os
 import resource
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 
@@ -26,18 +25,14 @@ def main() -> None:
     parser.add_argument("--database", default="", help="a PostgreSQL server URL; default: a temporary SQLite file")
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
+    from yikatong.core.db import create_database, drop_database
+
     scratch = Path(tempfile.mkdtemp(prefix="ykt-synth-bench-"))
-    admin = None
     if args.database:
-        base = make_url(args.database)
-        name = f"ykt_synth_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
+        url = create_database(args.database, "ykt_synth_bench")
     else:
         url = f"sqlite:///{scratch / 'city.db'}"
     os.environ["YKT_DATABASE_URL"] = url
@@ -75,10 +70,8 @@ def main() -> None:
             print(f"  {stage}: {end - began:.1f} s")
     finally:
         reset_engine()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        if args.database:
+            drop_database(url)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 _state: dict[str, str] = {}
@@ -19,23 +17,13 @@ TEST_SCALE = float(os.environ.get("YKT_TEST_SCALE", "0.002"))  # about 6,000 res
 TEST_SEED = 7
 
 
-def _create_postgres_database(url: str) -> str:
-    base = make_url(url)
-    name = f"ykt_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    _state["pg_admin"] = base.set(database="postgres").render_as_string(hide_password=False)
-    _state["pg_name"] = name
-    return base.set(database=name).render_as_string(hide_password=False)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ykt-test-"))
     url = os.environ.get("YKT_TEST_DATABASE_URL", "")
     if url.startswith("postgresql"):
-        url = _create_postgres_database(url)
+        from yikatong.core.db import create_database
+
+        url = _state["pg_url"] = create_database(url, "ykt_test")
     else:
         url = f"sqlite:///{tmp / 'test.db'}"
     os.environ["YKT_DATABASE_URL"] = url
@@ -50,11 +38,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from yikatong.core.db import reset_engine
 
     reset_engine()
-    if "pg_name" in _state:
-        admin = create_engine(_state["pg_admin"], isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{_state["pg_name"]}" WITH (FORCE)'))
-        admin.dispose()
+    if "pg_url" in _state:
+        from yikatong.core.db import drop_database
+
+        drop_database(_state["pg_url"])
 
 
 def pytest_report_header(config: pytest.Config) -> str:

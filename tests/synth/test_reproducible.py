@@ -154,19 +154,13 @@ def test_new_rows_after_the_build_get_fresh_ids(city, db):
 @pytest.mark.skipif(not os.environ.get("YKT_DATABASE_URL", "").startswith("postgresql"),
                     reason="the PostgreSQL way of emptying a database")
 def test_replace_empties_a_postgresql_database_completely():
-    import uuid
 
-    from sqlalchemy import create_engine, inspect, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import inspect
 
+    from yikatong.core.db import create_database, drop_database
     from yikatong.synth.commands import empty_database
 
-    base = make_url(os.environ["YKT_DATABASE_URL"])
-    name = f"ykt_test_{uuid.uuid4().hex[:10]}_replace"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
+    url = create_database(os.environ["YKT_DATABASE_URL"], "ykt_test_replace")
     try:
         upgrade(url)
         engine = make_engine(url)
@@ -183,6 +177,4 @@ def test_replace_empties_a_postgresql_database_completely():
         assert build_city(engine, TINY, 1).persons > 0
         engine.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(url)

@@ -86,3 +86,32 @@ def transaction() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def create_database(server_url: str, prefix: str) -> str:
+    """Create a fresh, uniquely named PostgreSQL database on the server of `server_url` (tests and
+    benchmarks) and return its URL; drop it with drop_database."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of `url`, closing whatever connections it still has."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
