@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import escape
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -103,9 +104,5 @@ def person_reveal(request: Request, person_id: int, field: str = RevealField, db
                   clock: Clock = Depends(get_clock), user: User = Depends(current_user)):
     """htmx fragment: the clear value replaces the masked one (and the read is audited)."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))
-    return HTMLResponse(f'<span class="clear" data-testid="clear-{field}">{_escape(value)}</span>'
+    return HTMLResponse(f'<span class="clear" data-testid="clear-{field}">{escape(value)}</span>'
                         '<span class="muted">（已记录查看）</span>')
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
