@@ -1,7 +1,7 @@
 import pytest
 
 from yikatong.registry.models import RegionLevel
-from yikatong.security.scope import in_subtree, level_of, parent_of, subtree_bounds
+from yikatong.security.scope import child_prefix_length, in_subtree, level_of, parent_of, subtree_bounds
 
 CITY, COUNTY, TOWN, VILLAGE = "511000000000", "511025000000", "511025100000", "511025100201"
 
@@ -36,3 +36,7 @@ def test_bounds_are_the_code_range_of_the_subtree():
 def test_malformed_codes_are_refused():
     with pytest.raises(ValueError, match="区划代码格式错误"):
         level_of("51102")
+
+
+def test_child_prefix_lengths():
+    assert [child_prefix_length(c) for c in ("510000000000", CITY, COUNTY, TOWN, VILLAGE)] == [4, 6, 9, 12, None]

@@ -28,7 +28,7 @@ from yikatong.registry.models import (
 from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
-from yikatong.security.scope import in_subtree, level_of, within
+from yikatong.security.scope import child_prefix_length, in_subtree, level_of, within
 
 PAGE_MAX = 100
 
@@ -168,7 +168,7 @@ def region_summary(session: Session, user: User, code: str | None = None) -> sch
     region = session.get(Region, code)
     if region is None:
         raise NotFound("区划不存在")
-    child_len = {"province": 4, "city": 6, "county": 9, "township": 12}.get(level_of(code))
+    child_len = child_prefix_length(code)
     # village_counts is kept exact by triggers on persons: ~2,000 rows for a city, not 3 million.
     rows = session.execute(
         select(VillageCount.region_code, VillageCount.persons, VillageCount.beneficiaries,

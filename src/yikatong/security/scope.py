@@ -50,6 +50,13 @@ def parent_of(code: str) -> str | None:
     return pad_code(code)[: _PREFIX[order[order.index(level) - 1]]].ljust(12, "0")
 
 
+def child_prefix_length(code: str) -> int | None:
+    """How many leading digits name a child region of `code` (None for a village: it has none)."""
+    levels = list(_PREFIX)
+    index = levels.index(level_of(code))
+    return _PREFIX[levels[index + 1]] if index + 1 < len(levels) else None
+
+
 def subtree_prefix(code: str) -> str:
     return pad_code(code)[: _PREFIX[level_of(code)]]
 
