@@ -18,6 +18,7 @@ from yikatong.catalog.models import Basis, Frequency, FundingLevel
 from yikatong.core import masking
 from yikatong.core.idnumber import IdFacts, normalize, parse_id_number
 from yikatong.core.money import parse_yuan
+from yikatong.core.phone import parse_mobile
 from yikatong.imports.readers import Num
 from yikatong.registry.models import CardStatus
 from yikatong.security.roles import Perm
@@ -140,18 +141,7 @@ def person_name(value: str) -> str:
     return value
 
 
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
-
-
-def phone(value: str) -> str:
-    digits = re.sub(r"[\s\-]", "", value)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("86") and len(digits) == 13:
-        digits = digits[2:]
-    if not _PHONE.match(digits):
-        raise ValueError("手机号应为11位大陆手机号码，以1开头，如 13812345678")
-    return digits
+phone = parse_mobile
 
 
 def bank_account(value: str) -> str:

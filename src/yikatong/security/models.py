@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yikatong.core.db import Base
@@ -21,6 +21,13 @@ class User(Base):
     department_code: Mapped[str | None] = mapped_column(ForeignKey("departments.code"))
     bank_code: Mapped[str | None] = mapped_column(ForeignKey("banks.code"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # 分管领导: the electronic eye escalates overdue work to the leaders of the handling office.
+    leader: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where the electronic eye reaches the user: WeChat official-account openid, and a work mobile
+    # (encrypted like every phone number).
+    wechat_openid: Mapped[str | None] = mapped_column(String(64))
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_masked: Mapped[str | None] = mapped_column(String(20))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]

@@ -45,16 +45,25 @@ class Perm(StrEnum):
     CATALOG_MANAGE = "catalog.manage"
     USER_MANAGE = "user.manage"
     AUDIT_READ = "audit.read"
+    APPLICATION_READ = "application.read"  # applications and their trail, within scope and duties
+    APPLICATION_ACCEPT = "application.accept"  # 受理: enter a household's application at the village
+    APPLICATION_LIST = "application.list"  # submit a department list (Excel/CSV) or over the API
+    REVIEW = "application.review"  # decide at the stations of one's role
+    PUBLICITY_MANAGE = "publicity.manage"  # publish village publicity lists, record objections
+    OVERDUE_READ = "overdue.read"  # the overdue board of the electronic eye
 
 
-_BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ}
+_BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ, Perm.APPLICATION_READ, Perm.OVERDUE_READ}
 
 ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     # The clerk records applications and must check the card and ID against the household's papers.
-    Role.VILLAGE_CLERK: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT}),
-    Role.TOWNSHIP_REVIEWER: frozenset(_BUSINESS_READ),
-    Role.COUNTY_HANDLER: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT}),
-    Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE}),
+    Role.VILLAGE_CLERK: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT,
+                                                    Perm.APPLICATION_ACCEPT, Perm.REVIEW, Perm.PUBLICITY_MANAGE}),
+    Role.TOWNSHIP_REVIEWER: frozenset(_BUSINESS_READ | {Perm.REVIEW}),
+    Role.COUNTY_HANDLER: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT,
+                                                     Perm.APPLICATION_LIST, Perm.REVIEW}),
+    Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE,
+                                                   Perm.APPLICATION_LIST, Perm.REVIEW}),
     Role.BANK: frozenset({Perm.CATALOG_READ}),
     # Supervisors follow leads and must be able to see who exactly was paid.
     Role.SUPERVISOR: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR}),

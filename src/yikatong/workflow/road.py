@@ -1,0 +1,127 @@
+"""The road an item's applications travel: which stations, in which order, with which deadlines,
+and who acts at each station."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yikatong.catalog.models import SubsidyItem
+from yikatong.core.errors import Invalid
+from yikatong.security.roles import Role
+from yikatong.workflow.models import RoadStep, Step
+
+ORDER = [Step.VILLAGE, Step.PUBLICITY, Step.TOWNSHIP, Step.COUNTY, Step.CITY]
+
+# Default deadlines: working days for a decision; for 公示 the calendar days of the window.
+DEFAULT_DAYS = {Step.VILLAGE: 5, Step.PUBLICITY: 7, Step.TOWNSHIP: 5, Step.COUNTY: 10, Step.CITY: 5}
+DEFAULT_REMIND_BEFORE = 1
+DEFAULT_LIST_ENTRY = Step.COUNTY
+PUBLISH_WITHIN = 2  # working days the village has to put an evaluated application on a publicity list
+
+# Who acts at each station, and the level of the region whose staff that is (digits of the code).
+STEP_ROLE = {
+    Step.VILLAGE: Role.VILLAGE_CLERK,
+    Step.PUBLICITY: Role.VILLAGE_CLERK,
+    Step.TOWNSHIP: Role.TOWNSHIP_REVIEWER,
+    Step.COUNTY: Role.COUNTY_HANDLER,
+    Step.CITY: Role.CITY_FINANCE,
+}
+_OWNER_DIGITS = {Step.VILLAGE: 12, Step.PUBLICITY: 12, Step.TOWNSHIP: 9, Step.COUNTY: 6, Step.CITY: 4}
+ROLE_STEPS = {role: [s for s, r in STEP_ROLE.items() if r is role] for role in set(STEP_ROLE.values())}
+
+
+def owner_region(step: Step | str, village_code: str) -> str:
+    """The region whose staff act at `step` for a claim of `village_code`."""
+    return village_code[: _OWNER_DIGITS[Step(step)]].ljust(12, "0")
+
+
+@dataclass(frozen=True)
+class Station:
+    step: Step
+    days: int
+    remind_before: int
+    list_entry: bool
+
+
+@dataclass(frozen=True)
+class Road:
+    item_code: str
+    stations: tuple[Station, ...]
+
+    @property
+    def steps(self) -> list[Step]:
+        return [s.step for s in self.stations]
+
+    def station(self, step: Step | str) -> Station:
+        for s in self.stations:
+            if s.step == step:
+                return s
+        raise Invalid(f"项目{self.item_code}的审核流程不含“{step}”环节")
+
+    def first(self) -> Step:
+        return self.stations[0].step
+
+    def list_entry(self) -> Step:
+        return next((s.step for s in self.stations if s.list_entry), self.stations[-1].step)
+
+    def after(self, step: Step | str) -> Step | None:
+        """The next station, or None when `step` is the last (the application is approved)."""
+        steps = self.steps
+        index = steps.index(Step(step))
+        return steps[index + 1] if index + 1 < len(steps) else None
+
+    def earlier_decisions(self, step: Step | str) -> list[Step]:
+        """Stations an application at `step` can be returned to for correction (not 公示: publicity
+        fixes nothing)."""
+        steps = self.steps
+        return [s for s in steps[: steps.index(Step(step))] if s is not Step.PUBLICITY]
+
+
+def default_road(item: SubsidyItem) -> Road:
+    steps = [s for s in ORDER if item.village_publicity or s is not Step.PUBLICITY]
+    return Road(item.code, tuple(Station(s, DEFAULT_DAYS[s], DEFAULT_REMIND_BEFORE, s is DEFAULT_LIST_ENTRY)
+                                 for s in steps))
+
+
+def road_for(session: Session, item: SubsidyItem) -> Road:
+    rows = session.scalars(select(RoadStep).where(RoadStep.item_code == item.code).order_by(RoadStep.position)).all()
+    if not rows:
+        return default_road(item)
+    return Road(item.code, tuple(Station(Step(r.step), r.working_days, r.remind_days_before, r.list_entry)
+                                 for r in rows))
+
+
+def configure_road(session: Session, item: SubsidyItem, stations: list[Station]) -> Road:
+    """Replace an item's road. Stations keep the fixed order of the five levels; 市管 may not be
+    skipped (the city finance bureau manages every payment) and at most one station takes lists."""
+    if not stations:
+        raise Invalid("审核流程至少要有一个环节")
+    steps = [s.step for s in stations]
+    if Step.APPLY in steps:
+        raise Invalid("“户报”是申请本身，不是审核环节")
+    if len(set(steps)) != len(steps):
+        raise Invalid("审核环节不能重复")
+    if steps != sorted(steps, key=ORDER.index):
+        raise Invalid("审核环节须按 村评→公示→镇审→县定→市管 的顺序")
+    if steps[-1] is not Step.CITY:
+        raise Invalid("每个项目都须经“市管”环节")
+    if Step.PUBLICITY in steps and Step.VILLAGE not in steps:
+        raise Invalid("“公示”须在“村评”之后")
+    if sum(s.list_entry for s in stations) > 1:
+        raise Invalid("只能有一个环节接收部门名单")
+    for s in stations:
+        if not 1 <= s.days <= 90:
+            raise Invalid(f"“{s.step}”环节时限应为1至90天")
+        if not 0 <= s.remind_before < s.days:
+            raise Invalid(f"“{s.step}”环节提前提醒天数应小于时限")
+    for row in session.scalars(select(RoadStep).where(RoadStep.item_code == item.code)).all():
+        session.delete(row)
+    session.flush()
+    for position, s in enumerate(stations):
+        session.add(RoadStep(item_code=item.code, step=s.step.value, position=position, working_days=s.days,
+                             remind_days_before=s.remind_before, list_entry=s.list_entry))
+    session.flush()
+    return Road(item.code, tuple(stations))

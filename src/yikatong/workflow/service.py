@@ -1,0 +1,582 @@
+"""The review road (一个通道): applications enter, wait at stations, and reviewers decide.
+
+Every move writes one ReviewRecord (append-only). Claims are checked and entered in bulk, so one
+household at the village counter and a department list of 100,000 go through the same code."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
+from yikatong.core.protect import search_hash
+from yikatong.registry.models import Person
+from yikatong.security import audit
+from yikatong.security.models import User
+from yikatong.security.roles import Perm, Role, require_perm
+from yikatong.security.scope import in_subtree, within
+from yikatong.workflow import road as roads
+from yikatong.workflow.calendar import WorkCalendar, load_calendar
+from yikatong.workflow.models import (
+    LIVE_STATUSES,
+    Action,
+    Application,
+    ApplicationDocument,
+    NumberCounter,
+    ReviewRecord,
+    Source,
+    Status,
+    Step,
+)
+from yikatong.workflow.periods import amount_fen, parse_period, parse_quantity
+from yikatong.workflow.road import Road
+
+CHUNK = 900  # keys per IN (...) query (SQLite's parameter limit)
+SYSTEM_NAME = "系统"
+
+
+# ---------------------------------------------------------------- who may see and act
+
+
+def user_sector(session: Session, user: User) -> str | None:
+    """The sector of the user's department (民政, 农业农村...): a department handler's duties."""
+    if user.department_code is None or user.role != Role.COUNTY_HANDLER:
+        return None
+    return session.scalar(select(Department.sector).where(Department.code == user.department_code))
+
+
+def visible(session: Session, user: User):
+    """SQL condition: the applications `user` may read (region subtree, and a department's items)."""
+    require_perm(user, Perm.APPLICATION_READ)
+    condition = within(Application.region_code, user.region_code)
+    sector = user_sector(session, user)
+    if sector is not None:
+        condition = condition & (Application.sector == sector)
+    return condition
+
+
+def get_application(session: Session, user: User, application_id: int) -> Application:
+    """An application the user may read; another region's or department's is refused (403)."""
+    require_perm(user, Perm.APPLICATION_READ)
+    app = session.get(Application, application_id)
+    if app is None:
+        raise NotFound("申请不存在")
+    sector = user_sector(session, user)
+    if not in_subtree(user.region_code, app.region_code) or (sector is not None and app.sector != sector):
+        raise Forbidden("无权查看本辖区、本部门以外的申请")
+    return app
+
+
+def can_act(session: Session, user: User, app: Application) -> bool:
+    """Whether `user` is a handler of the station `app` waits at."""
+    if app.status != Status.OPEN or app.stage is None or user.role != roads.STEP_ROLE[Step(app.stage)]:
+        return False
+    if not in_subtree(user.region_code, app.owner_region):
+        return False
+    sector = user_sector(session, user)
+    return sector is None or sector == app.sector
+
+
+def require_act(session: Session, user: User, app: Application) -> None:
+    require_perm(user, Perm.REVIEW)
+    if app.status != Status.OPEN:
+        raise Conflict(f"申请{app.number}已{app.status}，不能再办理")
+    if not can_act(session, user, app):
+        raise Forbidden(f"申请{app.number}当前在“{app.stage}”环节，不由您办理")
+
+
+# ---------------------------------------------------------------- stations and deadlines
+
+
+def enter_stage(app: Application, road: Road, step: Step, now: datetime, calendar: WorkCalendar) -> None:
+    """Put the application at a station and set that station's deadline and reminder day."""
+    station = road.station(step)
+    app.stage = step.value
+    app.stage_seq = (app.stage_seq or 0) + 1
+    app.owner_region = roads.owner_region(step, app.region_code)
+    app.stage_entered_at = now
+    app.reminded = app.escalated = False
+    if step is Step.PUBLICITY:
+        # waits to be put on a publicity list; publicity.publish sets the window as its deadline
+        app.due_on = calendar.add_working_days(now.date(), roads.PUBLISH_WITHIN)
+        app.remind_on = app.due_on
+        return
+    app.due_on = calendar.add_working_days(now.date(), station.days)
+    app.remind_on = calendar.subtract_working_days(app.due_on, station.remind_before)
+
+
+def leave_road(app: Application, status: Status, now: datetime) -> None:
+    app.status = status.value
+    app.stage = None
+    app.owner_region = None
+    app.due_on = app.remind_on = None
+    app.returned = False
+    app.stage_seq += 1
+    app.decided_at = now
+
+
+def add_record(session: Session, app: Application, step: str, action: Action, actor: User | None, now: datetime,
+               opinion: str = "", detail: dict[str, Any] | None = None, actor_name: str | None = None) -> ReviewRecord:
+    record = ReviewRecord(
+        application_id=app.id, step=step, action=action.value, to_stage=app.stage, status_after=app.status,
+        user_id=actor.id if actor else None, actor_name=actor_name or (actor.display_name if actor else SYSTEM_NAME),
+        actor_role=actor.role if actor else "system", at=now, opinion=opinion,
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else "")
+    session.add(record)
+    return record
+
+
+# ---------------------------------------------------------------- entering claims
+
+
+@dataclass
+class Claim:
+    """One claim as submitted (a form, a row of a list, an element of an API request)."""
+
+    ref: int  # row number or position, for error reports
+    id_number: str | None = None  # normalised ID number, or...
+    person_id: int | None = None  # ...the person directly (the village counter)
+    name: str | None = None  # optional cross-check against the registry
+    item_code: str = ""
+    period: str = ""
+    quantity: str | None = None
+    note: str = ""
+
+
+@dataclass
+class ClaimError:
+    ref: int
+    field: str  # id_number, name, item_code, period, quantity
+    reason: str
+
+
+@dataclass
+class PreparedClaims:
+    rows: list[dict[str, Any]] = field(default_factory=list)  # ready for INSERT, in claim order
+    refs: list[int] = field(default_factory=list)
+    errors: list[ClaimError] = field(default_factory=list)
+    entry: dict[str, Step] = field(default_factory=dict)  # item code -> the station it enters at
+
+
+def _in_chunks(session: Session, columns: Sequence[Any], key: Any, keys: list[Any], *where: Any) -> list[Any]:
+    keys = list(dict.fromkeys(k for k in keys if k is not None))
+    out: list[Any] = []
+    for start in range(0, len(keys), CHUNK):
+        out.extend(session.execute(select(*columns).where(key.in_(keys[start:start + CHUNK]), *where)).all())
+    return out
+
+
+def prepare_claims(session: Session, actor: User | None, claims: list[Claim], source: Source, now: datetime,
+                   calendar: WorkCalendar | None = None) -> PreparedClaims:
+    """Check every claim against the registry, the catalogue, the actor's scope and duties and the
+    live claims; collect every problem. Nothing is written."""
+    calendar = calendar or load_calendar(session)
+    out = PreparedClaims()
+    sector = user_sector(session, actor) if actor else None
+
+    hashes = {c.ref: search_hash("id_number", c.id_number) for c in claims if c.id_number}
+    by_hash = {r.id_number_hash: r for r in _in_chunks(
+        session, [Person.id, Person.id_number_hash, Person.name, Person.region_code, Person.household_id],
+        Person.id_number_hash, list(hashes.values()))}
+    by_id = {r.id: r for r in _in_chunks(
+        session, [Person.id, Person.id_number_hash, Person.name, Person.region_code, Person.household_id],
+        Person.id, [c.person_id for c in claims if c.person_id])}
+    items = {i.code: i for i in session.scalars(select(SubsidyItem).where(
+        SubsidyItem.code.in_({c.item_code for c in claims if c.item_code}))).all()}
+    sectors = dict(session.execute(select(Department.code, Department.sector)).all())
+    road_cache: dict[str, Road] = {}
+
+    candidates: list[tuple[Claim, Any, SubsidyItem, str, Any, int]] = []
+    for c in claims:
+        errors_before = len(out.errors)
+        person = by_id.get(c.person_id) if c.person_id else by_hash.get(hashes.get(c.ref, ""))
+        if person is None:
+            out.errors.append(ClaimError(c.ref, "id_number", "该身份证号不在人员库中，请先登记人员"))
+        else:
+            if c.name and c.name.strip() != person.name:
+                out.errors.append(ClaimError(c.ref, "name", "姓名与人员库中该身份证号的姓名不一致"))
+            if actor is not None and not in_subtree(actor.region_code, person.region_code):
+                out.errors.append(ClaimError(c.ref, "id_number", "该人员不在本辖区，不能为其申请"))
+        item = items.get(c.item_code)
+        if item is None:
+            out.errors.append(ClaimError(c.ref, "item_code", "补贴项目代码不存在"))
+        elif sector is not None and sectors.get(item.department_code) != sector:
+            out.errors.append(ClaimError(c.ref, "item_code", f"该项目不属于本部门（{sector}）主管"))
+        period = quantity = None
+        if item is not None:
+            try:
+                period = parse_period(item.frequency, c.period)
+            except ValueError as e:
+                out.errors.append(ClaimError(c.ref, "period", str(e)))
+            try:
+                quantity = parse_quantity(item.basis, c.quantity)
+            except ValueError as e:
+                out.errors.append(ClaimError(c.ref, "quantity", str(e)))
+            if person is not None and item.basis == "户" and person.household_id is None:
+                out.errors.append(ClaimError(c.ref, "id_number", "按户发放的项目，申请人须已登记在某户"))
+        if len(out.errors) == errors_before:
+            candidates.append((c, person, item, sectors.get(item.department_code, ""), period, quantity))
+
+    # One live claim per person, item and period: inside the batch and against the database.
+    seen: dict[tuple[int, str, str], int] = {}
+    live = {(r.person_id, r.item_code, r.period): r.number for r in _in_chunks(
+        session, [Application.person_id, Application.item_code, Application.period, Application.number],
+        Application.person_id, [p.id for _, p, *_ in candidates], Application.status.in_(LIVE_STATUSES))}
+    numbers = reserve_numbers(session, now.date(), len(candidates)) if candidates else iter(())
+    for c, person, item, item_sector, period, quantity in candidates:
+        key = (person.id, item.code, period.label)
+        if key in live:
+            out.errors.append(ClaimError(c.ref, "period", f"该人员本期已有在办或已通过的同项目申请（{live[key]}）"))
+            continue
+        if key in seen:
+            out.errors.append(ClaimError(c.ref, "period", f"与第{seen[key]}行是同一人同一项目同一期次"))
+            continue
+        seen[key] = c.ref
+        road = road_cache.get(item.code) or road_cache.setdefault(item.code, roads.road_for(session, item))
+        entry = road.first() if source is Source.COUNTER else road.list_entry()
+        out.entry[item.code] = entry
+        app = Application(region_code=person.region_code, stage_seq=0)
+        enter_stage(app, road, entry, now, calendar)
+        out.refs.append(c.ref)
+        out.rows.append(dict(
+            number=next(numbers), item_code=item.code, sector=item_sector, person_id=person.id,
+            household_id=person.household_id if item.basis == "户" else None, region_code=person.region_code,
+            period=period.label, period_start=period.start, period_end=period.end, basis=item.basis,
+            quantity_centi=quantity, standard_fen=item.standard_fen,
+            amount_fen=amount_fen(item.standard_fen, quantity), source=source.value, source_ref="",
+            status=Status.OPEN.value, stage=app.stage, stage_seq=1, returned=False, owner_region=app.owner_region,
+            stage_entered_at=now, due_on=app.due_on, remind_on=app.remind_on, reminded=False, escalated=False,
+            open_objections=0, publicity_id=None, note=c.note, created_by=actor.id if actor else None,
+            created_at=now, decided_at=None))
+    out.errors.sort(key=lambda e: e.ref)
+    return out
+
+
+def reserve_numbers(session: Session, day: date, count: int):
+    """`count` consecutive application numbers for `day`: SQ + date + 7-digit serial."""
+    name = f"SQ{day:%Y%m%d}"
+    if session.get(NumberCounter, name) is None:
+        session.add(NumberCounter(name=name, last=0))
+        session.flush()
+    session.execute(update(NumberCounter).where(NumberCounter.name == name)
+                    .values(last=NumberCounter.last + count))
+    last = session.scalar(select(NumberCounter.last).where(NumberCounter.name == name))
+    return (f"{name}{n:07d}" for n in range(last - count + 1, last + 1))
+
+
+WRITE_CHUNK = 5000
+
+
+def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims, source: Source, now: datetime,
+                 source_ref: str = "", on_progress=None) -> list[int]:
+    """Write prepared claims (refusing if any claim had an error) and one 提交申请 record each.
+    Returns the new application ids in claim order."""
+    if prepared.errors:
+        raise Invalid("申请有误，未写入：" + "；".join(f"第{e.ref}条 {e.reason}" for e in prepared.errors[:5]))
+    ids: list[int] = []
+    total = len(prepared.rows)
+    actor_name = actor.display_name if actor else SYSTEM_NAME
+    actor_role = actor.role if actor else "system"
+    for start in range(0, total, WRITE_CHUNK):
+        part = prepared.rows[start:start + WRITE_CHUNK]
+        for row in part:
+            row["source_ref"] = source_ref
+        result = session.execute(insert(Application).returning(Application.id, sort_by_parameter_order=True), part)
+        new_ids = [r[0] for r in result]
+        session.execute(insert(ReviewRecord.__table__), [
+            dict(application_id=app_id, step=Step.APPLY.value, action=Action.SUBMIT.value, to_stage=row["stage"],
+                 status_after=Status.OPEN.value, user_id=actor.id if actor else None, actor_name=actor_name,
+                 actor_role=actor_role, at=now, opinion=row["note"] if source is Source.COUNTER else "",
+                 detail=json.dumps({"source": source.value, "source_ref": source_ref}, ensure_ascii=False))
+            for app_id, row in zip(new_ids, part, strict=True)])
+        ids.extend(new_ids)
+        if on_progress:
+            on_progress("写入", len(ids), total)
+    return ids
+
+
+def accept(session: Session, clerk: User, *, person_id: int, item_code: str, period: str,
+           quantity: str | None = None, note: str = "", documents: Sequence[tuple[str, str]] = (),
+           now: datetime, ip: str = "") -> Application:
+    """受理: the village clerk enters one household's application. `documents` are (sha256, title)
+    of files already stored with registry.documents.store_document."""
+    require_perm(clerk, Perm.APPLICATION_ACCEPT)
+    prepared = prepare_claims(session, clerk, [Claim(ref=1, person_id=person_id, item_code=item_code,
+                                                     period=period, quantity=quantity, note=note.strip())],
+                              Source.COUNTER, now)
+    if prepared.errors:
+        raise Invalid("；".join(e.reason for e in prepared.errors))
+    [app_id] = enter_claims(session, clerk, prepared, Source.COUNTER, now, source_ref=f"user:{clerk.id}")
+    for sha256, title in documents:
+        session.add(ApplicationDocument(application_id=app_id, document_sha256=sha256, title=title[:100],
+                                        added_at=now, added_by=clerk.id))
+    app = session.get(Application, app_id)
+    audit.record(session, clerk, "application.accept", "application", app.number, now,
+                 region_code=app.region_code, ip=ip, detail={"item": item_code, "period": app.period})
+    session.flush()
+    return app
+
+
+# ---------------------------------------------------------------- decisions
+
+
+class Decision:
+    APPROVE = Action.APPROVE
+    RETURN = Action.RETURN
+    REJECT = Action.REJECT
+
+
+def _item_road(session: Session, app: Application) -> Road:
+    return roads.road_for(session, app.item)
+
+
+def decide(session: Session, app: Application, reviewer: User, decision: Action, opinion: str, now: datetime,
+           *, return_to: Step | str | None = None, calendar: WorkCalendar | None = None) -> ReviewRecord:
+    """Record one reviewer's decision at the current station and move the application on.
+
+    Approve: to the next station, or 已通过 after the last. Return: back to an earlier station
+    (by default where the claim entered) for correction. Reject: 已否决. Return and reject need
+    an opinion. History is append-only: a decision is never edited, a correction is a new record."""
+    require_act(session, reviewer, app)
+    opinion = (opinion or "").strip()
+    step = Step(app.stage)
+    if step is Step.PUBLICITY:
+        raise Blocked("公示中的申请由公示期满自动转入下一环节，或由异议处理决定")
+    calendar = calendar or load_calendar(session)
+    road = _item_road(session, app)
+    if decision is Action.APPROVE:
+        if app.open_objections:
+            raise Blocked(f"申请{app.number}有未处理的异议，处理完毕前不能通过")
+        nxt = road.after(step)
+        app.returned = False
+        if nxt is None:
+            leave_road(app, Status.APPROVED, now)
+        else:
+            enter_stage(app, road, nxt, now, calendar)
+    elif decision is Action.RETURN:
+        if not opinion:
+            raise Invalid("退回补正须填写意见，说明需要补正的内容")
+        targets = road.earlier_decisions(step)
+        if not targets:
+            raise Invalid(f"“{step}”是本项目的第一个环节，无可退回的环节；如申请不符合条件请否决")
+        target = Step(return_to) if return_to else _entry_station(session, app, road, targets)
+        if target not in targets:
+            raise Invalid(f"只能退回到：{'、'.join(targets)}")
+        enter_stage(app, road, target, now, calendar)
+        app.returned = True
+    elif decision is Action.REJECT:
+        if not opinion:
+            raise Invalid("否决须填写意见，说明不符合条件的理由")
+        leave_road(app, Status.REJECTED, now)
+    else:
+        raise Invalid(f"未知的审核决定：{decision}")
+    return add_record(session, app, step.value, decision, reviewer, now, opinion,
+                      {"returned_to": app.stage} if decision is Action.RETURN else None)
+
+
+def _entry_station(session: Session, app: Application, road: Road, targets: list[Step]) -> Step:
+    """Where a return goes by default: the station the claim entered at, if earlier than now."""
+    first = session.scalar(select(ReviewRecord.to_stage).where(
+        ReviewRecord.application_id == app.id, ReviewRecord.action == Action.SUBMIT.value))
+    return Step(first) if first in targets else targets[0]
+
+
+@dataclass
+class BulkResult:
+    done: list[str] = field(default_factory=list)  # application numbers
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (number, reason)
+
+
+def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int], decision: Action, opinion: str,
+                now: datetime, ip: str = "") -> BulkResult:
+    """Decide many applications at once; each still gets its own record. An application that cannot
+    take the decision (an open objection, not at your station) is skipped with the reason."""
+    require_perm(reviewer, Perm.REVIEW)
+    if decision is Action.RETURN:
+        raise Invalid("退回补正须逐件填写意见，不能批量退回")
+    calendar = load_calendar(session)
+    result = BulkResult()
+    for start in range(0, len(application_ids), CHUNK):
+        chunk = application_ids[start:start + CHUNK]
+        apps = session.scalars(select(Application).where(Application.id.in_(chunk))
+                               .order_by(Application.id)).all()
+        for app in apps:
+            try:
+                with session.begin_nested():
+                    decide(session, app, reviewer, decision, opinion, now, calendar=calendar)
+                result.done.append(app.number)
+            except (Blocked, Forbidden, Conflict, Invalid) as e:
+                session.expire(app)
+                result.skipped.append((app.number, e.message))
+    audit.record(session, reviewer, f"application.bulk_{'approve' if decision is Action.APPROVE else 'reject'}",
+                 "applications", f"{len(result.done)}件", now, region_code=reviewer.region_code, ip=ip,
+                 detail={"done": len(result.done), "skipped": len(result.skipped), "opinion": opinion})
+    session.flush()
+    return result
+
+
+def correct(session: Session, app: Application, actor: User, now: datetime, *, quantity: str | None = None,
+            note: str | None = None, documents: Sequence[tuple[str, str]] = (), opinion: str = "") -> ReviewRecord:
+    """补正: the handler of a returned application fixes it. The amount is computed again from the
+    item's standard; what changed is written in a new record, the old values stay in the trail."""
+    require_act(session, actor, app)
+    if not app.returned:
+        raise Conflict("该申请未被退回，无需补正")
+    changes: dict[str, Any] = {}
+    if quantity is not None:
+        try:
+            centi = parse_quantity(app.basis, quantity)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+        if centi != app.quantity_centi:
+            new_amount = amount_fen(app.standard_fen, centi)
+            changes["quantity_centi"] = [app.quantity_centi, centi]
+            changes["amount_fen"] = [app.amount_fen, new_amount]
+            app.quantity_centi, app.amount_fen = centi, new_amount
+    if note is not None and note.strip() != app.note:
+        changes["note"] = [app.note, note.strip()]
+        app.note = note.strip()
+    for sha256, title in documents:
+        session.add(ApplicationDocument(application_id=app.id, document_sha256=sha256, title=title[:100],
+                                        added_at=now, added_by=actor.id))
+        changes.setdefault("documents", []).append(title)
+    if not changes:
+        raise Invalid("没有补正任何内容：请修改数量、说明或补充材料")
+    app.returned = False
+    return add_record(session, app, app.stage, Action.CORRECT, actor, now, opinion.strip(), changes)
+
+
+def withdraw(session: Session, app: Application, clerk: User, reason: str, now: datetime) -> ReviewRecord:
+    """撤回: the applicant withdraws (recorded by the village clerk of the claim's village)."""
+    require_perm(clerk, Perm.APPLICATION_ACCEPT)
+    if not in_subtree(clerk.region_code, app.region_code):
+        raise Forbidden("无权办理本村以外的申请")
+    if app.status != Status.OPEN:
+        raise Conflict(f"申请{app.number}已{app.status}，不能撤回")
+    if not reason.strip():
+        raise Invalid("撤回须填写原因")
+    step = app.stage
+    leave_road(app, Status.WITHDRAWN, now)
+    return add_record(session, app, step, Action.WITHDRAW, clerk, now, reason.strip())
+
+
+def trail(session: Session, user: User, application_id: int) -> tuple[Application, list[ReviewRecord]]:
+    app = get_application(session, user, application_id)
+    records = session.scalars(select(ReviewRecord).where(ReviewRecord.application_id == app.id)
+                              .order_by(ReviewRecord.id)).all()
+    return app, list(records)
+
+
+# ---------------------------------------------------------------- inbox
+
+
+@dataclass
+class InboxFilter:
+    item_code: str | None = None
+    village: str | None = None  # a region code inside the user's scope (any level below it)
+    due_before: date | None = None  # due on or before
+    overdue: bool = False
+    returned: bool = False
+    stage: str | None = None
+
+
+@dataclass
+class Inbox:
+    rows: list[Any]
+    total: int
+    overdue: int
+    page: int
+    size: int
+    by_item: list[tuple[str, str, int]]  # (code, name, count) of everything waiting, unfiltered
+    steps: list[str]
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+INBOX_MAX_PAGE = 100
+
+
+def inbox_condition(session: Session, user: User):
+    """What waits for `user`: the stations of their role, owned by their region, in their duties."""
+    require_perm(user, Perm.REVIEW)
+    steps = [s.value for s in roads.ROLE_STEPS.get(Role(user.role), [])]
+    condition = Application.stage.in_(steps) & within(Application.owner_region, user.region_code)
+    sector = user_sector(session, user)
+    if sector is not None:
+        condition = condition & (Application.sector == sector)
+    return condition, steps
+
+
+def _apply_filters(condition, user: User, filters: InboxFilter, today: date):
+    if filters.stage:
+        condition &= Application.stage == filters.stage
+    if filters.item_code:
+        condition &= Application.item_code == filters.item_code
+    if filters.village:
+        if not in_subtree(user.region_code, filters.village):
+            raise Forbidden("只能筛选本辖区内的村")
+        condition &= within(Application.region_code, filters.village)
+    if filters.due_before:
+        condition &= Application.due_on <= filters.due_before
+    if filters.overdue:
+        condition &= Application.due_on < today
+    if filters.returned:
+        condition &= Application.returned.is_(True)
+    return condition
+
+
+def inbox(session: Session, user: User, filters: InboxFilter, today: date, page: int = 1,
+          size: int = 20) -> Inbox:
+    base, steps = inbox_condition(session, user)
+    condition = _apply_filters(base, user, filters, today)
+    size = max(1, min(size, INBOX_MAX_PAGE))
+    page = max(1, page)
+    total = session.scalar(select(func.count()).select_from(Application).where(condition)) or 0
+    overdue = session.scalar(select(func.count()).select_from(Application)
+                             .where(condition, Application.due_on < today)) or 0
+    rows = session.execute(
+        select(Application.id, Application.number, Application.item_code, SubsidyItem.name.label("item_name"),
+               Person.name.label("person_name"), Person.id_number_masked, Application.region_code,
+               Application.period, Application.amount_fen, Application.stage, Application.due_on,
+               Application.returned, Application.open_objections, Application.publicity_id,
+               Application.stage_entered_at)
+        .join(SubsidyItem, SubsidyItem.code == Application.item_code)
+        .join(Person, Person.id == Application.person_id)
+        .where(condition).order_by(Application.due_on, Application.id)
+        .offset((page - 1) * size).limit(size)).all()
+    counts = session.execute(select(Application.item_code, func.count()).where(base)
+                             .group_by(Application.item_code)).all()
+    names = dict(session.execute(select(SubsidyItem.code, SubsidyItem.name)
+                                 .where(SubsidyItem.code.in_([c for c, _ in counts]))).all())
+    by_item = sorted(((code, names.get(code, code), n) for code, n in counts), key=lambda t: (-t[2], t[0]))
+    return Inbox(list(rows), total, overdue, page, size, by_item, steps)
+
+
+BULK_MAX = 10_000
+
+
+def inbox_ids(session: Session, user: User, filters: InboxFilter, today: date, limit: int = BULK_MAX) -> list[int]:
+    """Ids of a filtered inbox, in inbox order (bulk approval of what the reviewer sees)."""
+    base, _ = inbox_condition(session, user)
+    condition = _apply_filters(base, user, filters, today)
+    return list(session.scalars(select(Application.id).where(condition)
+                                .order_by(Application.due_on, Application.id).limit(limit)))
+
+
+def counts_by_status(session: Session, user: User) -> dict[str, int]:
+    rows = session.execute(select(Application.status, func.count()).where(visible(session, user))
+                           .group_by(Application.status)).all()
+    out: dict[str, int] = defaultdict(int)
+    for status, n in rows:
+        out[status] = n
+    return dict(out)
