@@ -8,6 +8,8 @@ from yikatong.imports import commands as import_commands
 from yikatong.security import commands as security_commands
 from yikatong.synth import commands as synth_commands
 from yikatong.web import commands as web_commands
+from yikatong.workflow import commands as workflow_commands
+from yikatong.workflow import eye_commands
 
 app = typer.Typer(
     help="一卡通 Yikatong: 惠民惠农财政补贴资金发放监管平台。"
@@ -33,6 +35,8 @@ web_commands.register(app)
 security_commands.register(app)
 synth_commands.register(app)
 import_commands.register(app)
+workflow_commands.register(app)
+eye_commands.register(app)
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ def create_app(clock: Clock | None = None) -> FastAPI:
     from yikatong.imports import views as import_views
     from yikatong.registry import views as registry_views
     from yikatong.security import views as security_views
+    from yikatong.workflow import eye_views, road_views, submission_views
+    from yikatong.workflow import views as workflow_views
 
     app = FastAPI(
         title="一卡通 Yikatong API",
@@ -49,7 +51,8 @@ def create_app(clock: Clock | None = None) -> FastAPI:
     if clock is not None:
         app.state.clock = clock
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (security_views, registry_views, catalog_views, import_views):
+    for module in (security_views, registry_views, catalog_views, import_views, submission_views, workflow_views,
+                   eye_views, road_views):
         app.include_router(module.api)
         app.include_router(module.pages)
 
