@@ -94,9 +94,9 @@ def test_reviewer_cannot_act_outside_region_or_station(db, users, claimant, cloc
     for outsider in ("village_clerk2", "township_reviewer", "county_handler", "city_finance", "supervisor"):
         with pytest.raises(Forbidden):
             service.decide(db, app, users[outsider], Action.APPROVE, "", clock.now())
-    other = accept(db, users, claimant(village=users["village_clerk2"].region_code), clock) \
-        if False else None
-    assert other is None
+    service.decide(db, app, users["village_clerk"], Action.APPROVE, "", clock.now())  # the right one may
+    with pytest.raises(Blocked):  # ...but not twice: publicity is not the clerk's to skip
+        service.decide(db, app, users["village_clerk"], Action.APPROVE, "", clock.now())
 
 
 def test_trail_is_append_only_in_the_database(db, users, claimant, clock):
@@ -157,4 +157,8 @@ def test_inbox_shows_only_own_station_and_region(db, users, claimant, clock):
     assert app.id in ids
     assert app.id not in service.inbox_ids(db, users["village_clerk2"], service.InboxFilter(), clock.now().date())
     assert app.id not in service.inbox_ids(db, users["township_reviewer"], service.InboxFilter(), clock.now().date())
-    db.get(Application, app.id)
+    overdue = service.InboxFilter(overdue=True)
+    assert app.id not in service.inbox_ids(db, users["village_clerk"], overdue, clock.now().date())
+    clock.advance(days=8)  # 5 working days from Monday 30 Nov: due Monday 7 Dec, overdue on Tuesday 8 Dec
+    assert db.get(Application, app.id).due_on.isoformat() == "2026-12-07"
+    assert app.id in service.inbox_ids(db, users["village_clerk"], overdue, clock.now().date())

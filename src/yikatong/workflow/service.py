@@ -13,6 +13,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
@@ -230,7 +232,6 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
     live = {(r.person_id, r.item_code, r.period): r.number for r in _in_chunks(
         session, [Application.person_id, Application.item_code, Application.period, Application.number],
         Application.person_id, [p.id for _, p, *_ in candidates], Application.status.in_(LIVE_STATUSES))}
-    numbers = reserve_numbers(session, now.date(), len(candidates)) if candidates else iter(())
     for c, person, item, item_sector, period, quantity in candidates:
         key = (person.id, item.code, period.label)
         if key in live:
@@ -247,7 +248,7 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
         enter_stage(app, road, entry, now, calendar)
         out.refs.append(c.ref)
         out.rows.append(dict(
-            number=next(numbers), item_code=item.code, sector=item_sector, person_id=person.id,
+            number=None, item_code=item.code, sector=item_sector, person_id=person.id,
             household_id=person.household_id if item.basis == "户" else None, region_code=person.region_code,
             period=period.label, period_start=period.start, period_end=period.end, basis=item.basis,
             quantity_centi=quantity, standard_fen=item.standard_fen,
@@ -261,11 +262,13 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
 
 
 def reserve_numbers(session: Session, day: date, count: int):
-    """`count` consecutive application numbers for `day`: SQ + date + 7-digit serial."""
+    """`count` consecutive application numbers for `day`: SQ + date + 7-digit serial. The counter row
+    is created with ON CONFLICT DO NOTHING (both engines), so two first claims of a day cannot clash;
+    the UPDATE then locks it until commit, so no two transactions share a number."""
     name = f"SQ{day:%Y%m%d}"
-    if session.get(NumberCounter, name) is None:
-        session.add(NumberCounter(name=name, last=0))
-        session.flush()
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert_fn(NumberCounter).values(name=name, last=0).on_conflict_do_nothing())
     session.execute(update(NumberCounter).where(NumberCounter.name == name)
                     .values(last=NumberCounter.last + count))
     last = session.scalar(select(NumberCounter.last).where(NumberCounter.name == name))
@@ -283,6 +286,10 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
         raise Invalid("申请有误，未写入：" + "；".join(f"第{e.ref}条 {e.reason}" for e in prepared.errors[:5]))
     ids: list[int] = []
     total = len(prepared.rows)
+    # Numbers are reserved only now, so a dry run or a refused list leaves no gaps.
+    numbers = reserve_numbers(session, now.date(), total) if total else iter(())
+    for row in prepared.rows:
+        row["number"] = next(numbers)
     actor_name = actor.display_name if actor else SYSTEM_NAME
     actor_role = actor.role if actor else "system"
     for start in range(0, total, WRITE_CHUNK):
