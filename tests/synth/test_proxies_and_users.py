@@ -68,7 +68,8 @@ def test_store_document_keeps_one_copy_and_checks_the_hash(db):
 
 EXPECTED_ROLES = {
     "city_finance": "city_finance", "supervisor": "supervisor", "county_handler": "county_handler",
-    "township_reviewer": "township_reviewer", "village_clerk": "village_clerk", "village_clerk2": "village_clerk",
+    "county_leader": "county_handler", "township_reviewer": "township_reviewer", "village_clerk": "village_clerk",
+    "village_clerk2": "village_clerk",
     "bank": "bank", "sysadmin": "system_admin", "secadmin": "security_admin", "auditadmin": "audit_admin",
 }
 

@@ -33,7 +33,8 @@ def test_walk_the_whole_road(db, users, claimant, clock):
     [pub] = publicity.publish(db, users["village_clerk"], clock.now(), village=app.region_code)
     assert app.publicity_id == pub.id and (pub.ends_on - pub.starts_on).days == 6
     clock.advance(days=6)
-    assert publicity.close_ended(db, clock.now()) == 0  # the last day of the window still counts
+    publicity.close_ended(db, clock.now())  # (the demo city's own lists may close: count only ours)
+    assert app.stage == Step.PUBLICITY  # the last day of the window still counts
     clock.advance(days=1)
     assert publicity.close_ended(db, clock.now()) >= 1
     assert app.stage == Step.TOWNSHIP and app.owner_region == users["township_reviewer"].region_code

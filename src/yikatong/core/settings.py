@@ -20,6 +20,14 @@ class Settings:
     max_failed_logins: int
     lockout_minutes: int
     sql_echo: bool
+    # Where the electronic eye's messages go (`ykt worker --sink gateway`): a WeChat official-account
+    # template-message endpoint (or an internal relay that adds the access token) and an SMS gateway.
+    wechat_url: str = ""
+    wechat_template_id: str = ""
+    sms_url: str = ""
+    sms_sign: str = "一卡通"
+    sms_template: str = ""
+    public_url: str = ""  # the address users open (links in messages), e.g. https://ykt.example.gov.cn
 
     @property
     def documents_dir(self) -> Path:
@@ -46,6 +54,12 @@ def get_settings() -> Settings:
         max_failed_logins=int(os.environ.get("YKT_MAX_FAILED_LOGINS", "5")),
         lockout_minutes=int(os.environ.get("YKT_LOCKOUT_MINUTES", "15")),
         sql_echo=os.environ.get("YKT_SQL_ECHO") == "1",
+        wechat_url=os.environ.get("YKT_WECHAT_URL", ""),
+        wechat_template_id=os.environ.get("YKT_WECHAT_TEMPLATE_ID", ""),
+        sms_url=os.environ.get("YKT_SMS_URL", ""),
+        sms_sign=os.environ.get("YKT_SMS_SIGN", "一卡通"),
+        sms_template=os.environ.get("YKT_SMS_TEMPLATE", ""),
+        public_url=os.environ.get("YKT_PUBLIC_URL", "").rstrip("/"),
     )
 
 

@@ -32,6 +32,7 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(4), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None]  # after a failure: when to try again (backoff)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
 

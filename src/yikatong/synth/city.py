@@ -3,7 +3,8 @@
 Regions, departments, banks, treasury accounts and the catalogue first; then the people, one
 township at a time (generated in worker processes at large scales, written here in the order of the
 township codes, so ids and contents do not depend on the number of workers); then the proxy-holding
-cases with their documents, and the demo users.
+cases with their documents, the demo users, and the demo applications (synth.applications: dated
+from the demo day, `today`, everything else from the seed).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from yikatong.registry.models import Person, Region
 from yikatong.security import audit
 from yikatong.security.scope import subtree_bounds
 from yikatong.synth import catalog_data, proxies
+from yikatong.synth.applications import create_demo_applications
 from yikatong.synth.loader import Loader
 from yikatong.synth.people import (
     CARD_COLUMNS,
@@ -70,6 +72,10 @@ class CityReport:
     banks: int
     demo_logins: list[DemoLogin]
     seconds: float
+    applications: int = 0  # demo applications, in every state (synth.applications)
+    applications_by_status: dict[str, int] | None = None
+    demo_day: date | None = None  # the day the applications are dated from
+    application_ids: tuple[int, int] | None = None  # first and last id of the demo applications
 
 
 def proxy_quotas(plan: CityPlan) -> dict[str, int]:
@@ -153,10 +159,10 @@ def default_workers(population: int) -> int:
 
 
 def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | None = None,
-               *, workers: int | None = None) -> CityReport:
+               *, workers: int | None = None, today: date | None = None) -> CityReport:
     """Write a Neijiang-like city of about 3.1 million x scale residents into the database behind
     `engine` (migrated, and without any region of Sichuan yet). The same scale and seed always give
-    the same city."""
+    the same city; the demo applications' dates count back from `today` (default: the build's day)."""
     started = time.perf_counter()
     progress = on_progress or (lambda stage, done, total: None)
     _ensure_room(engine)
@@ -224,6 +230,13 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
             session.commit()
         progress("演示账号", 1, 1)
 
+        demo_day = today or system_clock.now().date()
+        progress("演示申请", 0, 1)
+        with Session(bind=loader.conn) as session:
+            demo = create_demo_applications(session, plan, demo_day, seed)
+            session.commit()
+        progress("演示申请", 1, 1)
+
         progress("更新统计信息", 0, 1)
         loader.finish()
         progress("更新统计信息", 1, 1)
@@ -238,5 +251,6 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         persons=totals["persons"], beneficiaries=totals["beneficiaries"], cards=totals["cards"],
         beneficiaries_with_card=totals["with_card"], proxy_cases=len(cases), departments=len(departments),
         items=len(items), categories=len(categories), banks=len(banks), demo_logins=logins,
-        seconds=round(time.perf_counter() - started, 2),
+        seconds=round(time.perf_counter() - started, 2), applications=demo.total,
+        applications_by_status=demo.by_status, demo_day=demo.demo_day, application_ids=demo.ids,
     )

@@ -92,6 +92,7 @@ def print_report(report) -> None:
         ("其中持社保卡", f"{report.beneficiaries_with_card:,}（持卡率 {rate:.2%}）"),
         ("社保卡（含挂失、冻结、注销）", f"{report.cards:,}"),
         ("代管代持案件", f"{report.proxy_cases:,}"),
+        ("演示申请（各环节、各状态）", f"{report.applications:,}（日期按 {report.demo_day} 倒推）"),
         ("经办部门", f"{report.departments:,}"),
         ("补贴类别 / 项目", f"{report.categories} / {report.items}"),
         ("代发银行", f"{report.banks}"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from yikatong.core.protect import protect
 from yikatong.security.roles import ROLE_LABELS, Role
 from yikatong.security.service import create_user, hash_password
 from yikatong.synth.catalog_data import BANKS, department_code
@@ -35,6 +37,9 @@ def create_demo_users(session: Session, plan: CityPlan, region_names: dict[str, 
         ("supervisor", Role.SUPERVISOR, CITY_CODE, "市纪委监委 李秀英", {}),
         ("county_handler", Role.COUNTY_HANDLER, county, "资中县民政局 张伟",
          {"department_code": department_code(county, "民政")}),
+        # 分管领导: overdue work of the county civil-affairs office is escalated to her
+        ("county_leader", Role.COUNTY_HANDLER, county, "资中县民政局 分管领导 黄丽华",
+         {"department_code": department_code(county, "民政")}),
         ("township_reviewer", Role.TOWNSHIP_REVIEWER, township.code, f"{township.name} 刘芳", {}),
         ("village_clerk", Role.VILLAGE_CLERK, first.code, f"{first.name} 陈明", {}),
         ("village_clerk2", Role.VILLAGE_CLERK, second.code, f"{second.name} 杨丽", {}),
@@ -45,9 +50,14 @@ def create_demo_users(session: Session, plan: CityPlan, region_names: dict[str, 
     ]
     password_hash = hash_password(DEMO_PASSWORD)  # argon2 is slow on purpose: hash once, reuse
     logins = []
-    for username, role, region, display, extra in specs:
-        create_user(session, username, DEMO_PASSWORD, role, region, display, now, password_hash=password_hash,
-                    **extra)
+    for index, (username, role, region, display, extra) in enumerate(specs, start=1):
+        user = create_user(session, username, DEMO_PASSWORD, role, region, display, now,
+                           password_hash=password_hash, **extra)
+        # Where the electronic eye reaches them: a (fictitious) WeChat openid and work mobile.
+        user.leader = username == "county_leader"
+        user.wechat_openid = "oYKT" + hashlib.sha256(username.encode()).hexdigest()[:24]
+        phone = protect("phone", f"1990000{index:04d}")
+        user.phone_enc, user.phone_masked = phone.enc, phone.masked
         logins.append(DemoLogin(username, DEMO_PASSWORD, role.value, ROLE_LABELS[role], region,
                                 region_names.get(region, region)))
     return logins

@@ -188,13 +188,15 @@ def _move_on(session: Session, app: Application, now: datetime, calendar: WorkCa
     add_record(session, app, Step.PUBLICITY.value, Action.PUBLICITY_END, None, now, "公示期满，无未处理异议")
 
 
-def close_ended(session: Session, now: datetime, calendar: WorkCalendar | None = None) -> int:
-    """Close every publicity whose window ended before today: its applications without an open
-    objection move on. Returns how many applications moved. Run by the worker, safe to repeat."""
+def close_ended(session: Session, now: datetime, calendar: WorkCalendar | None = None,
+                region: str | None = None) -> int:
+    """Close every publicity whose window ended before today (of `region`'s subtree, if given): its
+    applications without an open objection move on. Returns how many applications moved. Run by
+    the worker, safe to repeat."""
     calendar = calendar or load_calendar(session)
     moved = 0
-    ended = session.scalars(select(Publicity).where(Publicity.ends_on < now.date(),
-                                                    Publicity.closed_at.is_(None))).all()
+    ended = session.scalars(select(Publicity).where(Publicity.ends_on < now.date(), Publicity.closed_at.is_(None),
+                                                    *([within(Publicity.region_code, region)] if region else []))).all()
     for pub in ended:
         apps = session.scalars(select(Application).where(
             Application.publicity_id == pub.id, Application.stage == Step.PUBLICITY.value,
