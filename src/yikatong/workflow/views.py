@@ -22,20 +22,18 @@ from yikatong.core.clock import Clock
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
 from yikatong.registry import service as registry
-from yikatong.registry.documents import read_document, store_document
-from yikatong.registry.models import Document, Person, Region, RegionLevel
-from yikatong.security import audit
+from yikatong.registry.documents import store_document
+from yikatong.registry.models import Person, Region, RegionLevel
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, pad_code, within
 from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
 from yikatong.web.templating import templates
-from yikatong.workflow import export, publicity, schemas, service
+from yikatong.workflow import documents, export, publicity, schemas, service
 from yikatong.workflow import road as roads
 from yikatong.workflow.models import (
     Action,
     Application,
-    ApplicationDocument,
     Objection,
     ObjectionStatus,
     Publicity,
@@ -184,26 +182,6 @@ def _inbox_out(db: Session, box: service.Inbox, today: date) -> schemas.InboxOut
         by_item=[schemas.ItemCount(code=c, name=n, count=k) for c, n, k in box.by_item], steps=box.steps)
 
 
-def application_document(db: Session, user: User, application_id: int, sha256: str, now: datetime,
-                         ip: str = "") -> tuple[Document, bytes]:
-    """An evidence file of an application the user may read, checked against its hash; the read
-    is audited like any look at personal papers."""
-    app = service.get_application(db, user, application_id)
-    sha256 = sha256.lower()
-    linked = db.scalar(select(ApplicationDocument.id).where(ApplicationDocument.application_id == app.id,
-                                                            ApplicationDocument.document_sha256 == sha256))
-    if linked is None:
-        raise NotFound("材料文件不存在")
-    document = db.get(Document, sha256)
-    try:
-        data = read_document(document.sha256)
-    except ValueError:
-        raise Conflict("材料文件与登记的哈希不一致，可能已被篡改，已拒绝提供") from None
-    audit.record(db, user, "document.read", "document", document.sha256, now, region_code=app.region_code,
-                 ip=ip, detail={"application": app.number})
-    return document, data
-
-
 def _attachment(data: bytes, media_type: str, filename: str) -> Response:
     return Response(data, media_type=media_type,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
@@ -278,7 +256,7 @@ def api_application_document(application_id: int, sha256: str, request: Request,
                              clock: Clock = Depends(get_clock),
                              user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     """An evidence file of the application. Audited."""
-    document, data = application_document(db, user, application_id, sha256, clock.now(), client_ip(request))
+    document, data = documents.evidence_file(db, user, application_id, sha256, clock.now(), client_ip(request))
     return _attachment(data, document.content_type, document.filename)
 
 
@@ -712,7 +690,7 @@ def objection_resolve_submit(request: Request, application_id: int, objection_id
 def application_document_page(application_id: int, sha256: str, request: Request, db: Session = DbSession,
                               clock: Clock = Depends(get_clock),
                               user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
-    document, data = application_document(db, user, application_id, sha256, clock.now(), client_ip(request))
+    document, data = documents.evidence_file(db, user, application_id, sha256, clock.now(), client_ip(request))
     return _attachment(data, document.content_type, document.filename)
 
 
