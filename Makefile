@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-registry clean
+.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -34,6 +34,14 @@ bench-imports: install
 # bench-registry reads a city already built: YKT_DATABASE_URL=sqlite:////tmp/s1.db make bench-registry
 bench-registry: install
 	$(BIN)/python benchmarks/registry_queries.py --runs 20
+
+# Department lists of 100,000 claims (CSV and xlsx) and one inbox of 100,000 waiting: SQLite by default,
+# PostgreSQL with BENCH_DB=postgresql+psycopg://postgres@127.0.0.1:5432/postgres make bench-lists
+bench-lists: install
+	$(BIN)/python benchmarks/department_list.py --rows 100000 $(if $(BENCH_DB),--database $(BENCH_DB))
+
+bench-inbox: install
+	$(BIN)/python benchmarks/inbox.py $(if $(BENCH_DB),--database $(BENCH_DB))
 
 clean:
 	rm -rf data .pytest_cache

@@ -88,6 +88,21 @@ def transaction() -> Iterator[Session]:
         session.close()
 
 
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """`session.begin_nested()` that is a real savepoint on SQLite too.
+
+    Python's sqlite3 module opens a transaction only before INSERT/UPDATE/DELETE; a SAVEPOINT
+    issued while only SELECTs have run starts the transaction itself, and releasing it COMMITS —
+    the caller's later rollback would then undo nothing. Opening the transaction first keeps the
+    savepoint nested in the caller's unit of work, as it is on PostgreSQL."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+    with session.begin_nested():
+        yield
+
+
 def create_database(server_url: str, prefix: str) -> str:
     """Create a fresh, uniquely named PostgreSQL database on the server of `server_url` (tests and
     benchmarks) and return its URL; drop it with drop_database."""

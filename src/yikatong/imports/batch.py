@@ -57,8 +57,9 @@ class Error:
 
 class Batch:
     def __init__(self, session: Session, kind: Kind, actor: User | None, now: datetime,
-                 headers: dict[str, str], rows: list[Row], progress: Progress):
+                 headers: dict[str, str], rows: list[Row], progress: Progress, sha256: str = ""):
         self.session = session
+        self.sha256 = sha256  # of the whole file: names the source of what it enters (department lists)
         self.kind = kind
         self.actor = actor
         self.now = now

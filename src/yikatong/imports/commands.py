@@ -139,9 +139,10 @@ def _print_report(out, report) -> None:
 
 def register(app: typer.Typer) -> None:
     import_app = typer.Typer(
-        help="Load regions, departments, banks, the subsidy catalogue, households, persons and cards from CSV "
-             "or Excel (.xlsx) files. Each file is all or nothing; formats: docs/data-formats.md. "
-             "Order for a new city: regions, departments, banks, catalogue, households, persons, cards.",
+        help="Load regions, departments, banks, the subsidy catalogue, households, persons and cards, and "
+             "department lists of claims (applications), from CSV or Excel (.xlsx) files. Each file is all or "
+             "nothing; formats: docs/data-formats.md. Order for a new city: regions, departments, banks, "
+             "catalogue, households, persons, cards; then applications.",
         no_args_is_help=True,
     )
     for kind in KINDS.values():

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
@@ -390,6 +391,64 @@ _kind(Kind(
         Column("description", "说明", ("description",), False, text(2000, multiline=True),
                "Free text, at most 2000 characters; line breaks allowed",
                "不超过2000字", "按月发放至社保卡", numeric=NUM_ANY),
+    ),
+))
+
+
+_PERIOD_FROM_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def period_text(value: str) -> str:
+    """A claim period as written (2026-11, 2026Q4, 2026H2, 2026, 2026年11月...). Whether it fits
+    the item's frequency is checked with the item. Excel turns a typed 2026-11 into the date
+    2026-11-01: a first-of-month date is read back as that month."""
+    v = value.strip()
+    m = _PERIOD_FROM_DATE.match(v)
+    if m:
+        if m.group(3) != "01":
+            raise ValueError("期次应为月份、季度、半年或年度（如 2026-11、2026Q4），不是具体日期")
+        return f"{m.group(1)}-{m.group(2)}"
+    if not v or len(v) > 12:
+        raise ValueError("期次应写作 2026-11（月）、2026Q4（季）、2026H2（半年）或 2026（年）")
+    return v
+
+
+def quantity_text(value: str) -> str:
+    """A quantity as written; whether it fits the item's basis (人/户: 1, 亩: area) is checked with the item."""
+    v = value.strip()
+    try:
+        number = Decimal(v)
+    except InvalidOperation:
+        raise ValueError("数量应为数字，如 12.5") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError("数量应为大于0的数字，如 12.5")
+    return v
+
+
+_kind(Kind(
+    name="applications", label="补贴申请名单", perm=Perm.APPLICATION_LIST, key="id_number", scoped=True,
+    summary="A department's list of subsidy claims (部门名单): one application per row, entered at the "
+            "item's list station.",
+    columns=(
+        _id_column(),
+        Column("name", "姓名", ("name",), True, person_name,
+               "Cross-check: must equal the name registered for this ID number",
+               "用于核对：须与人员库中该身份证号的姓名一致", "张三", numeric=NUM_ANY, mask=masking.mask_name),
+        Column("item_code", "项目代码", ("item_code",), True, code(20),
+               "Code of an existing subsidy item (of the importing department's sector for a county handler)",
+               "已有补贴项目的代码（县级部门只能申报本部门主管的项目）", "ZS007"),
+        Column("period", "期次", ("period", "发放期次"), True, period_text,
+               "By the item's frequency: 2026-11 (月), 2026Q4 (季), 2026H2 (半年), 2026 (年, 一次性); also "
+               "2026年11月, 2026年第四季度, 2026年下半年, 2026年. A first-of-month date cell counts as that month",
+               "按项目发放周期填写：2026-11（月）、2026Q4（季）、2026H2（半年）、2026（年、一次性）；"
+               "也可写 2026年11月、2026年第四季度、2026年下半年", "2026-11"),
+        Column("quantity", "数量", ("quantity",), False, quantity_text,
+               "Items paid per 亩: the area in mu, > 0, at most 2 decimals. Items paid per 人 or 户: empty or 1",
+               "按亩发放的项目填面积（亩，最多两位小数）；按人、按户发放的项目留空或填1", "12.5",
+               numeric=NUM_ANY),
+        Column("note", "说明", ("note", "申请说明"), False, text(500, multiline=True),
+               "Free text for the reviewers, at most 500 characters", "给审核人员的说明，不超过500字",
+               "2026年11月低保名单", numeric=NUM_ANY),
     ),
 ))
 

@@ -81,7 +81,7 @@ def import_file(
         return _failed(report, header_errors, len(header_errors))
 
     headers = {key: str(table.headers[index]) for key, index in columns.items()}
-    batch = Batch(session, spec, actor, now, headers, [], progress)
+    batch = Batch(session, spec, actor, now, headers, [], progress, sha256=report.sha256)
     _parse_rows(batch, spec, table, columns)
     if not batch.rows:
         return _failed(report, [RowError(row=None, column="", value="", reason="文件中没有数据行")], 1)

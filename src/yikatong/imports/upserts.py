@@ -19,6 +19,7 @@ from yikatong.catalog.models import Bank, Department, SubsidyCategory, SubsidyIt
 from yikatong.core import crypto
 from yikatong.core.protect import protect, search_hash
 from yikatong.imports.batch import LEVEL_ZH, Batch, Plan, Progress, Row, write_in_chunks
+from yikatong.imports.claims import plan_applications
 from yikatong.registry.models import Card, CardStatus, Household, Person, Region, RegionLevel
 from yikatong.registry.service import refresh_card_flags
 from yikatong.security.scope import in_subtree, level_of, parent_of, subtree_prefix
@@ -470,4 +471,5 @@ PLANNERS: dict[str, Planner] = {
     "persons": plan_persons,
     "cards": plan_cards,
     "catalogue": plan_catalogue,
+    "applications": plan_applications,
 }

@@ -57,7 +57,8 @@ def upload(
     db: Session = DbSession,
     clock: Clock = Depends(get_clock),
 ) -> Response:
-    """Kinds: regions, departments, banks, catalogue, households, persons, cards (docs/data-formats.md).
+    """Kinds: regions, departments, banks, catalogue, households, persons, cards, applications (a department's
+    list of claims) (docs/data-formats.md).
     200 with the report when every row is valid (and written unless dry_run); 422 with the report when not."""
     report = _run(db, user, kind, file, encoding, dry_run, request, clock)
     return JSONResponse(report.model_dump(mode="json"), status_code=200 if report.ok else 422)

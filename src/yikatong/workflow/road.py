@@ -33,6 +33,11 @@ _OWNER_DIGITS = {Step.VILLAGE: 12, Step.PUBLICITY: 12, Step.TOWNSHIP: 9, Step.CO
 ROLE_STEPS = {role: [s for s, r in STEP_ROLE.items() if r is role] for role in set(STEP_ROLE.values())}
 
 
+def owner_digits(step: Step | str) -> int:
+    """How many leading digits of a claim's village code name the region that owns `step`."""
+    return _OWNER_DIGITS[Step(step)]
+
+
 def owner_region(step: Step | str, village_code: str) -> str:
     """The region whose staff act at `step` for a claim of `village_code`."""
     return village_code[: _OWNER_DIGITS[Step(step)]].ljust(12, "0")

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.core.clock import Clock
+from yikatong.core.db import savepoint
 from yikatong.core.errors import Invalid, NotFound
 from yikatong.security import audit
 from yikatong.security.models import User
@@ -80,7 +81,7 @@ def change_road(session: Session, item: SubsidyItem, stations: list[Station], ac
     """Replace the item's road (checked by configure_road) and audit the change. A station that
     applications still wait at cannot be dropped: they would have nowhere to be decided."""
     before = road_for(session, item)
-    with session.begin_nested():  # refused: the item keeps its road
+    with savepoint(session):  # refused: the item keeps its road
         after = configure_road(session, item, stations)  # the road itself first, then what waits on it
         kept = set(after.steps)
         waiting = {stage: n for stage, n in waiting_by_station(session, item).items()

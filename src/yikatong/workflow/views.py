@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from yikatong.catalog.models import Basis, SubsidyItem
 from yikatong.core.clock import Clock
+from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
 from yikatong.registry import service as registry
@@ -318,7 +319,7 @@ def _raise_objection(db: Session, publicity_id: int, entry: int | None, reason: 
         PublicityEntry.publicity_id == pub.id, PublicityEntry.position == entry)) if entry else None
     if application_id is None:
         raise Invalid("请选择公示名单中的一条记录（序号）")
-    with db.begin_nested():
+    with savepoint(db):
         return publicity.raise_objection(db, pub.id, application_id, reason, now, name=name, contact=phone)
 
 
@@ -404,7 +405,7 @@ def new_application_submit(
         if item is None:
             raise Invalid("请选择补贴项目")
         uploads = _read_uploads(files)
-        with db.begin_nested():  # the files' rows and the application commit together or not at all
+        with savepoint(db):  # the files' rows and the application commit together or not at all
             documents = _store_uploads(db, user, uploads, now)
             app = service.accept(db, user, person_id=person_id, item_code=item.code,
                                  period=period.strip() or period_of(item.frequency, now.date()),
@@ -627,7 +628,7 @@ def _act(request: Request, db: Session, user: User, application_id: int, clock: 
     """Run one action on the application page; a refused action shows its reason on the page and
     writes nothing."""
     try:
-        with db.begin_nested():
+        with savepoint(db):
             work()
     except DomainError as e:
         if isinstance(e, NotFound | Forbidden):
@@ -742,7 +743,7 @@ def publish_submit(request: Request, village: str = Form(""), db: Session = DbSe
                    clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.PUBLICITY_MANAGE))) -> Response:
     now = clock.now()
     try:
-        with db.begin_nested():
+        with savepoint(db):
             made = publicity.publish(db, user, now, village=village or None, ip=client_ip(request))
     except (Invalid, Conflict) as e:
         return _publicity_page(request, db, user, now.date(), error=e.message, status_code=e.status_code)

@@ -134,8 +134,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('applications', schema=None) as batch_op:
         batch_op.create_index('ix_applications_eye', ['status', 'remind_on'], unique=False)
-        batch_op.create_index('ix_applications_inbox', ['stage', 'owner_region', 'due_on', 'id'], unique=False)
-        batch_op.create_index('ix_applications_item_inbox', ['stage', 'owner_region', 'item_code', 'due_on'], unique=False)
+        batch_op.create_index('ix_applications_inbox', ['stage', 'owner_region', 'due_on', 'id', 'sector', 'item_code', 'region_code'], unique=False)
+        batch_op.create_index('ix_applications_item_inbox', ['stage', 'owner_region', 'item_code', 'due_on', 'id', 'sector', 'region_code'], unique=False)
         batch_op.create_index(batch_op.f('ix_applications_person_id'), ['person_id'], unique=False)
         batch_op.create_index('ix_applications_publicity', ['publicity_id'], unique=False)
         batch_op.create_index('ix_applications_region', ['region_code', 'status'], unique=False)
