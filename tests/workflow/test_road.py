@@ -163,3 +163,14 @@ def test_inbox_shows_only_own_station_and_region(db, users, claimant, clock):
     clock.advance(days=8)  # 5 working days from Monday 30 Nov: due Monday 7 Dec, overdue on Tuesday 8 Dec
     assert db.get(Application, app.id).due_on.isoformat() == "2026-12-07"
     assert app.id in service.inbox_ids(db, users["village_clerk"], overdue, clock.now().date())
+
+
+def test_a_decision_is_also_on_the_audit_trail(db, users, claimant, clock):
+    from yikatong.security.models import AuditEvent
+
+    app = accept(db, users, claimant(), clock)
+    service.decide(db, app, users["village_clerk"], Action.APPROVE, "", clock.now(), ip="10.0.0.8")
+    db.flush()
+    event = db.scalars(select(AuditEvent).where(AuditEvent.action == "application.decide",
+                                                AuditEvent.object_id == app.number)).one()
+    assert (event.username, event.ip) == ("village_clerk", "10.0.0.8") and "村评" in event.detail

@@ -417,7 +417,8 @@ def _item_road(session: Session, app: Application) -> Road:
 
 
 def decide(session: Session, app: Application, reviewer: User, decision: Action, opinion: str, now: datetime,
-           *, return_to: Step | str | None = None, calendar: WorkCalendar | None = None) -> ReviewRecord:
+           *, return_to: Step | str | None = None, calendar: WorkCalendar | None = None,
+           ip: str = "") -> ReviewRecord:
     """Record one reviewer's decision at the current station and move the application on.
 
     Approve: to the next station, or 已通过 after the last. Return: back to an earlier station
@@ -456,6 +457,10 @@ def decide(session: Session, app: Application, reviewer: User, decision: Action,
         leave_road(app, Status.REJECTED, now)
     else:
         raise Invalid(f"未知的审核决定：{decision}")
+    # The trail is the application's history; the audit trail is the security officers' view of who
+    # did what from where, so a decision goes on both.
+    audit.record(session, reviewer, "application.decide", "application", app.number, now,
+                 region_code=app.region_code, ip=ip, detail={"step": step.value, "decision": decision.value})
     return add_record(session, app, step.value, decision, reviewer, now, opinion,
                       {"returned_to": app.stage} if decision is Action.RETURN else None)
 
@@ -489,7 +494,7 @@ def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int]
         for app in apps:
             try:
                 with savepoint(session):
-                    decide(session, app, reviewer, decision, opinion, now, calendar=calendar)
+                    decide(session, app, reviewer, decision, opinion, now, calendar=calendar, ip=ip)
                 result.done.append(app.number)
             except (Blocked, Forbidden, Conflict, Invalid) as e:
                 session.expire(app)

@@ -189,13 +189,13 @@ def _attachment(data: bytes, media_type: str, filename: str) -> Response:
 
 
 def _decide(db: Session, user: User, application_id: int, decision: str, opinion: str, return_to: str | None,
-            now: datetime) -> tuple[Application, ReviewRecord]:
+            now: datetime, ip: str = "") -> tuple[Application, ReviewRecord]:
     action = DECISIONS.get(decision)
     if action is None:
         raise Invalid("审核决定只能是 通过、退回补正 或 否决")
     require_perm(user, Perm.REVIEW)
     app = service.get_application(db, user, application_id)
-    record = service.decide(db, app, user, action, opinion, now, return_to=return_to or None)
+    record = service.decide(db, app, user, action, opinion, now, return_to=return_to or None, ip=ip)
     db.flush()
     return app, record
 
@@ -222,11 +222,12 @@ def api_application(application_id: int, db: Session = DbSession, clock: Clock =
 
 
 @api.post("/applications/{application_id:int}/decision", response_model=schemas.DecisionOut)
-def api_decision(application_id: int, body: schemas.DecisionIn, db: Session = DbSession,
+def api_decision(application_id: int, body: schemas.DecisionIn, request: Request, db: Session = DbSession,
                  clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.REVIEW))) -> schemas.DecisionOut:
     """Approve (to the next station), return for correction (opinion required; `return_to` an earlier
     station) or reject (opinion required). One record is written to the trail."""
-    app, record = _decide(db, user, application_id, body.decision, body.opinion, body.return_to, clock.now())
+    app, record = _decide(db, user, application_id, body.decision, body.opinion, body.return_to, clock.now(),
+                          client_ip(request))
     return schemas.DecisionOut(id=app.id, number=app.number, status=app.status, stage=app.stage,
                                returned=app.returned, record=_record_out(record, app.basis))
 
@@ -643,7 +644,8 @@ def decision_submit(request: Request, application_id: int, decision: str = Form(
                     return_to: str = Form(""), db: Session = DbSession, clock: Clock = Depends(get_clock),
                     user: User = Depends(require(Perm.REVIEW))) -> Response:
     return _act(request, db, user, application_id, clock, "decided",
-                lambda: _decide(db, user, application_id, decision, opinion, return_to, clock.now()))
+                lambda: _decide(db, user, application_id, decision, opinion, return_to, clock.now(),
+                                client_ip(request)))
 
 
 @pages.post("/applications/{application_id:int}/correction", response_class=HTMLResponse)
