@@ -54,3 +54,11 @@ def test_quantities():
             parse_quantity("亩", bad)
     with pytest.raises(ValueError, match="固定为1"):
         parse_quantity("人", "2")
+
+
+def test_quantities_are_shown_without_trailing_zeros():
+    from yikatong.workflow.periods import format_quantity
+
+    shown = [format_quantity("亩", c) for c in (1250, 500, 1000, 1235, 5)]
+    assert shown == ["12.5亩", "5亩", "10亩", "12.35亩", "0.05亩"]
+    assert format_quantity("户", 100) == "1户"

@@ -64,7 +64,7 @@ def search_persons(session: Session, user: User, q: str, page: int = 1, size: in
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.options(selectinload(Person.cards)).order_by(Person.name, Person.id)
                           .offset((page - 1) * size).limit(size)).all()
-    names = _region_names(session, {p.region_code for p in rows})
+    names = region_names(session, {p.region_code for p in rows})
     return schemas.PersonPage(total=total, page=page, size=size,
                               items=[_brief(p, names) for p in rows])
 
@@ -89,7 +89,7 @@ def person_detail(session: Session, user: User, person_id: int) -> schemas.Perso
         select(ProxyHolding).where(ProxyHolding.person_id == person.id)
         .options(selectinload(ProxyHolding.documents)).order_by(ProxyHolding.valid_from.desc())
     ).all()
-    names = _region_names(session, {person.region_code})
+    names = region_names(session, {person.region_code})
     return schemas.PersonOut(
         **_brief(person, names).model_dump(),
         phone_masked=person.phone_masked,
@@ -244,7 +244,9 @@ def _current_card(person: Person) -> Card | None:
     return (active or person.cards or [None])[0]
 
 
-def _region_names(session: Session, codes: set[str]) -> dict[str, str]:
+def region_names(session: Session, codes: set[str]) -> dict[str, str]:
+    """Full names of the given region codes (empty codes ignored)."""
+    codes = {c for c in codes if c}
     if not codes:
         return {}
     return dict(session.execute(select(Region.code, Region.full_name).where(Region.code.in_(codes))).all())

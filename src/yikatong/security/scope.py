@@ -42,6 +42,9 @@ _PREFIX = {
 }
 
 
+PREFIX_LENGTHS = tuple(_PREFIX.values())  # 2, 4, 6, 9, 12: the subtree prefixes a code can have
+
+
 def parent_of(code: str) -> str | None:
     level = level_of(code)
     order = list(_PREFIX)

@@ -10,17 +10,16 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
-from yikatong.catalog.models import Basis
 from yikatong.core.money import format_fen
 from yikatong.security.roles import ROLE_LABELS, Role
 from yikatong.workflow.models import Action, Application, ReviewRecord
+from yikatong.workflow.periods import format_quantity
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -40,16 +39,6 @@ def actor_label(record: ReviewRecord) -> str:
     if record.user_id is None and record.action == Action.OBJECTION:
         return ROLE_EXTRA["public"]
     return role_label(record.actor_role)
-
-
-def quantity_text(basis: str, centi: int) -> str:
-    """1250 亩-centi -> '12.5亩'; a person or household counts 1."""
-    if basis != Basis.MU:
-        return f"1{basis}"
-    text = f"{Decimal(centi) / 100:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return f"{text}亩"
 
 
 def overdue_days(due_on: date | None, today: date) -> int:
@@ -75,7 +64,7 @@ def describe(detail: dict[str, Any], basis: str) -> str:
         rest.pop("source_ref", None)
     if "quantity_centi" in rest:
         old, new = rest.pop("quantity_centi")
-        parts.append(f"数量 {quantity_text(basis, old)}→{quantity_text(basis, new)}")
+        parts.append(f"数量 {format_quantity(basis, old)}→{format_quantity(basis, new)}")
     if "amount_fen" in rest:
         old, new = rest.pop("amount_fen")
         parts.append(f"金额 {format_fen(old)}→{format_fen(new)}")

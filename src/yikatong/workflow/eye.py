@@ -40,7 +40,7 @@ from yikatong.catalog.models import Department
 from yikatong.notify.service import Draft, channel_for, enqueue
 from yikatong.security.models import User
 from yikatong.security.roles import Role
-from yikatong.security.scope import subtree_prefix, within
+from yikatong.security.scope import PREFIX_LENGTHS, subtree_prefix, within
 from yikatong.workflow import publicity
 from yikatong.workflow.calendar import WorkCalendar, load_calendar
 from yikatong.workflow.models import Application, Status, Step
@@ -48,7 +48,6 @@ from yikatong.workflow.road import STEP_ROLE
 
 DIGEST_NUMBERS = 10  # application numbers listed in one message
 SCAN_LOCK = 0x594B5445  # PostgreSQL advisory lock key of the scan ("YKTE")
-_PREFIX_LENGTHS = (2, 4, 6, 9, 12)
 
 
 class Kind(StrEnum):
@@ -115,7 +114,7 @@ class Staff:
 
     def supervisors_of(self, region_code: str) -> list[Contact]:
         out: list[Contact] = []
-        for n in _PREFIX_LENGTHS:
+        for n in PREFIX_LENGTHS:
             out.extend(self.supervisors.get(region_code[:n], ()))
         return out
 

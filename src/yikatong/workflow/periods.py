@@ -93,7 +93,8 @@ def amount_fen(standard_fen: int, quantity_centi: int) -> int:
 
 
 def format_quantity(basis: str, quantity_centi: int) -> str:
+    """1250 亩-centi -> '12.5亩'; a person or household counts 1."""
     if Basis(basis) is not Basis.MU:
         return f"1{basis}"
     whole, frac = divmod(quantity_centi, 100)
-    return f"{whole}.{frac:02d}亩".replace(".00亩", "亩")
+    return f"{whole}.{frac:02d}".rstrip("0").rstrip(".") + "亩"

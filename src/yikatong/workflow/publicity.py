@@ -171,15 +171,14 @@ def resolve_objection(session: Session, objection_id: int, resolver: User, uphel
         add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION_RESOLVED, resolver, now, opinion, detail)
         pub = session.get(Publicity, objection.publicity_id)
         if app.open_objections == 0 and app.status == Status.OPEN and now.date() > pub.ends_on:
-            _move_on(session, app, now, calendar or load_calendar(session))
+            _move_on(session, app, roads.road_for(session, app.item), now, calendar or load_calendar(session))
     audit.record(session, resolver, "publicity.objection", "objection", objection.id, now,
                  region_code=app.region_code, ip=ip, detail=detail)
     session.flush()
     return objection
 
 
-def _move_on(session: Session, app: Application, now: datetime, calendar: WorkCalendar) -> None:
-    road = roads.road_for(session, app.item)
+def _move_on(session: Session, app: Application, road: roads.Road, now: datetime, calendar: WorkCalendar) -> None:
     nxt = road.after(Step.PUBLICITY)
     if nxt is None:
         leave_road(app, Status.APPROVED, now)
@@ -201,8 +200,9 @@ def close_ended(session: Session, now: datetime, calendar: WorkCalendar | None =
         apps = session.scalars(select(Application).where(
             Application.publicity_id == pub.id, Application.stage == Step.PUBLICITY.value,
             Application.status == Status.OPEN.value, Application.open_objections == 0)).all()
+        road = roads.road_for(session, session.get(SubsidyItem, pub.item_code))  # one list, one item
         for app in apps:
-            _move_on(session, app, now, calendar)
+            _move_on(session, app, road, now, calendar)
             moved += 1
         pub.closed_at = now
     session.flush()

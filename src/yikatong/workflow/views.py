@@ -43,7 +43,7 @@ from yikatong.workflow.models import (
     Status,
     Step,
 )
-from yikatong.workflow.periods import amount_fen, parse_period, parse_quantity, period_of
+from yikatong.workflow.periods import amount_fen, format_quantity, parse_period, parse_quantity, period_of
 
 api = APIRouter(prefix="/api/v1", tags=["workflow"])
 pages = APIRouter(include_in_schema=False)
@@ -67,13 +67,6 @@ MESSAGES = {
 
 def _today(clock: Clock) -> date:
     return clock.now().date()
-
-
-def _region_names(db: Session, codes: set[str]) -> dict[str, str]:
-    codes = {c for c in codes if c}
-    if not codes:
-        return {}
-    return dict(db.execute(select(Region.code, Region.full_name).where(Region.code.in_(codes))).all())
 
 
 def _parse_date(text: str, label: str) -> date | None:
@@ -150,7 +143,7 @@ def _record_out(r: ReviewRecord, basis: str) -> schemas.RecordOut:
 def _application_out(db: Session, user: User, app: Application, records: list[ReviewRecord],
                      today: date) -> schemas.ApplicationOut:
     person = db.get(Person, app.person_id)
-    names = _region_names(db, {app.region_code})
+    names = registry.region_names(db, {app.region_code})
     docs = [schemas.DocumentOut(title=d.title, sha256=d.document_sha256, filename=d.document.filename,
                                 content_type=d.document.content_type, size=d.document.size, added_at=d.added_at)
             for d in app.documents]
@@ -163,7 +156,7 @@ def _application_out(db: Session, user: User, app: Application, records: list[Re
         person_id=app.person_id, person_name=person.name, id_number_masked=person.id_number_masked,
         region_code=app.region_code, region_name=names.get(app.region_code, app.region_code), period=app.period,
         period_start=app.period_start, period_end=app.period_end, basis=app.basis, quantity_centi=app.quantity_centi,
-        quantity_text=export.quantity_text(app.basis, app.quantity_centi), standard_fen=app.standard_fen,
+        quantity_text=format_quantity(app.basis, app.quantity_centi), standard_fen=app.standard_fen,
         amount_fen=app.amount_fen, source=app.source, status=app.status, stage=app.stage, returned=app.returned,
         owner_region=app.owner_region, due_on=app.due_on, overdue_days=export.overdue_days(app.due_on, today),
         open_objections=app.open_objections, publicity_id=app.publicity_id, note=app.note, created_at=app.created_at,
@@ -277,14 +270,14 @@ def api_resolve_objection(objection_id: int, body: schemas.ObjectionResolutionIn
 
 def _publicity_out(db: Session, pub: Publicity, today: date) -> schemas.PublicityOut:
     item = db.get(SubsidyItem, pub.item_code)
-    names = _region_names(db, {pub.region_code})
+    names = registry.region_names(db, {pub.region_code})
     return schemas.PublicityOut(
         id=pub.id, title=pub.title, region_code=pub.region_code, region_name=names.get(pub.region_code, ""),
         item_code=pub.item_code, item_name=item.name, starts_on=pub.starts_on, ends_on=pub.ends_on,
         open=publicity.is_open(pub, today),
         entries=[schemas.PublicityEntryOut(position=e.position, name_masked=e.name_masked,
                                            id_number_masked=e.id_number_masked, item_name=item.name,
-                                           quantity_text=export.quantity_text(item.basis, e.quantity_centi),
+                                           quantity_text=format_quantity(item.basis, e.quantity_centi),
                                            amount_fen=e.amount_fen) for e in pub.entries])
 
 
@@ -356,7 +349,7 @@ def _new_page(request: Request, db: Session, user: User, today: date, *, q: str 
     return templates.TemplateResponse(request, "workflow/new.html", {
         "user": user, "q": q, "results": results, "person": person, "items": items, "current": current,
         "item_data": _item_data(items, today), "form": form, "error": error, "existing": existing,
-        "names": _region_names(db, {person.region_code} if person else set()),
+        "names": registry.region_names(db, {person.region_code} if person else set()),
         "max_files": MAX_FILES}, status_code=status_code)
 
 
@@ -379,7 +372,7 @@ def preview_amount(request: Request, item_code: str = "", period: str = "", quan
         try:
             context["period"] = parse_period(item.frequency, period) if period.strip() else None
             centi = parse_quantity(item.basis, quantity if item.basis == Basis.MU else None)
-            context["quantity"] = export.quantity_text(item.basis, centi)
+            context["quantity"] = format_quantity(item.basis, centi)
             context["amount_fen"] = amount_fen(item.standard_fen, centi)
         except ValueError as e:
             context["error"] = str(e)
@@ -451,7 +444,7 @@ def applications_page(request: Request, item: str = "", village: str = "", due_b
     query = _filter_query(filters)
     return templates.TemplateResponse(request, "workflow/inbox.html", {
         "user": user, "box": box, "f": filters, "query": urlencode(query), "today": today,
-        "regions": _scope_regions(db, user), "names": _region_names(db, {r.region_code for r in box.rows}),
+        "regions": _scope_regions(db, user), "names": registry.region_names(db, {r.region_code for r in box.rows}),
         "overdue_days": export.overdue_days, "is_clerk": has_perm(user.role, Perm.APPLICATION_ACCEPT)})
 
 
@@ -494,7 +487,7 @@ def _list_page(request: Request, db: Session, user: User, number: str, status: s
     return templates.TemplateResponse(request, "workflow/list.html", {
         "user": user, "rows": rows, "page": page, "has_next": has_next, "number": number, "status": status,
         "item": item, "query": query, "items": _items(db), "statuses": [s.value for s in Status],
-        "names": _region_names(db, {r.region_code for r in rows})})
+        "names": registry.region_names(db, {r.region_code for r in rows})})
 
 
 @pages.get("/applications/home-box", response_class=HTMLResponse)
@@ -535,7 +528,7 @@ def inbox_export(fmt: str, item: str = "", village: str = "", due_before: str = 
             .join(Person, Person.id == Application.person_id)
             .where(Application.id.in_(ids[start:start + service.CHUNK]))))
     rows = [found[i] for i in ids if i in found]
-    table = export.inbox_table(rows, _region_names(db, {r.region_code for r in rows}), today)
+    table = export.inbox_table(rows, registry.region_names(db, {r.region_code for r in rows}), today)
     name = f"待办_{today:%Y%m%d}.{fmt}"
     if fmt == "xlsx":
         return _attachment(export.xlsx_bytes("待办", export.INBOX_HEADERS, table), export.XLSX_TYPE, name)
@@ -599,7 +592,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
         "withdrawable": (has_perm(user.role, Perm.APPLICATION_ACCEPT) and app.status == Status.OPEN
                          and in_subtree(user.region_code, app.region_code)),
         "may_resolve": may_resolve, "open_status": ObjectionStatus.OPEN.value,
-        "owner_name": _region_names(db, {app.owner_region} if app.owner_region else set()).get(app.owner_region or ""),
+        "owner_name": registry.region_names(db, {app.owner_region or ""}).get(app.owner_region or ""),
         "can_person": has_perm(user.role, Perm.PERSON_READ), "max_files": MAX_FILES,
     }, status_code=status_code)
 
@@ -737,7 +730,7 @@ def _publicity_page(request: Request, db: Session, user: User, today: date, *, p
         "user": user, "waiting": sorted(waiting.items()), "villages": villages, "recent": recent,
         "entries": entries, "objections": objections, "item_names": item_names, "today": today,
         "is_open": publicity.is_open, "published": published, "error": error,
-        "names": _region_names(db, set(villages) | {p.region_code for p in recent})}, status_code=status_code)
+        "names": registry.region_names(db, set(villages) | {p.region_code for p in recent})}, status_code=status_code)
 
 
 @pages.post("/publicity/publish", response_class=HTMLResponse)
