@@ -54,7 +54,9 @@ def user_sector(session: Session, user: User) -> str | None:
     """The sector of the user's department (民政, 农业农村...): a department handler's duties."""
     if user.department_code is None or user.role != Role.COUNTY_HANDLER:
         return None
-    return session.scalar(select(Department.sector).where(Department.code == user.department_code))
+    # session.get answers from the identity map after the first call: checks per application stay free.
+    department = session.get(Department, user.department_code)
+    return department.sector if department else None
 
 
 def visible(session: Session, user: User):
@@ -412,13 +414,9 @@ class Decision:
     REJECT = Action.REJECT
 
 
-def _item_road(session: Session, app: Application) -> Road:
-    return roads.road_for(session, app.item)
-
-
 def decide(session: Session, app: Application, reviewer: User, decision: Action, opinion: str, now: datetime,
            *, return_to: Step | str | None = None, calendar: WorkCalendar | None = None,
-           ip: str = "") -> ReviewRecord:
+           ip: str = "", road: Road | None = None) -> ReviewRecord:
     """Record one reviewer's decision at the current station and move the application on.
 
     Approve: to the next station, or 已通过 after the last. Return: back to an earlier station
@@ -430,7 +428,7 @@ def decide(session: Session, app: Application, reviewer: User, decision: Action,
     if step is Step.PUBLICITY:
         raise Blocked("公示中的申请由公示期满自动转入下一环节，或由异议处理决定")
     calendar = calendar or load_calendar(session)
-    road = _item_road(session, app)
+    road = road or roads.road_for(session, app.item)
     if decision is Action.APPROVE:
         if app.open_objections:
             raise Blocked(f"申请{app.number}有未处理的异议，处理完毕前不能通过")
@@ -486,15 +484,19 @@ def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int]
     if decision is Action.RETURN:
         raise Invalid("退回补正须逐件填写意见，不能批量退回")
     calendar = load_calendar(session)
+    item_roads: dict[str, Road] = {}  # one road query per item, not per application
     result = BulkResult()
     for start in range(0, len(application_ids), CHUNK):
         chunk = application_ids[start:start + CHUNK]
         apps = session.scalars(select(Application).where(Application.id.in_(chunk))
                                .order_by(Application.id)).all()
         for app in apps:
+            if app.item_code not in item_roads:
+                item_roads[app.item_code] = roads.road_for(session, app.item)
             try:
                 with savepoint(session):
-                    decide(session, app, reviewer, decision, opinion, now, calendar=calendar, ip=ip)
+                    road = item_roads[app.item_code]
+                    decide(session, app, reviewer, decision, opinion, now, calendar=calendar, ip=ip, road=road)
                 result.done.append(app.number)
             except (Blocked, Forbidden, Conflict, Invalid) as e:
                 session.expire(app)
