@@ -86,7 +86,20 @@ class SubsidyItem(Base):
     frequency: Mapped[str] = mapped_column(String(4))
     village_publicity: Mapped[bool] = mapped_column(Boolean, default=True)  # 是否村级公示
     means_tested: Mapped[bool] = mapped_column(Boolean, default=False)  # 是否需家庭经济状况核查
+    # Age conditions (年龄条件) in whole years at the start of the claimed period; None: no limit.
+    min_age: Mapped[int | None] = mapped_column(Integer)
+    max_age: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(Text, default="")
 
     category: Mapped[SubsidyCategory] = relationship(back_populates="items")
     department: Mapped[Department] = relationship()
+
+
+class ItemExclusion(Base):
+    """Two items one person may not receive for the same time (互斥项目), e.g. two kinds of basic
+    living allowance. Stored once per pair, in code order (item_code < other_code)."""
+
+    __tablename__ = "item_exclusions"
+    item_code: Mapped[str] = mapped_column(ForeignKey("subsidy_items.code"), primary_key=True)
+    other_code: Mapped[str] = mapped_column(ForeignKey("subsidy_items.code"), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200), default="")

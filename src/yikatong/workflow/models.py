@@ -46,6 +46,9 @@ class Action(StrEnum):
     OBJECTION = "异议登记"
     OBJECTION_RESOLVED = "异议处理"
     WITHDRAW = "撤回"
+    FLAG_RAISED = "存疑拦截"  # a rule flagged the application (interception)
+    FLAG_CONFIRMED = "核实属实"
+    FLAG_CLEARED = "核实排除"
 
 
 class Source(StrEnum):
@@ -88,6 +91,9 @@ class Application(Base):
     reminded: Mapped[bool] = mapped_column(Boolean, default=False)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
     open_objections: Mapped[int] = mapped_column(Integer, default=0)
+    # 存疑信息 not yet verified (interception.service keeps it equal to the open flags): while > 0 the
+    # application cannot pass 县定 nor be paid.
+    open_flags: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     publicity_id: Mapped[int | None] = mapped_column(ForeignKey("publicities.id"))
     note: Mapped[str] = mapped_column(Text, default="")  # the applicant's statement
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -288,7 +288,7 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
                 number=None, item_code=item.code, sector=item.sector, basis=item.basis,
                 standard_fen=item.standard_fen, source=source.value, source_ref="", status=Status.OPEN.value,
                 stage=probe.stage, stage_seq=1, returned=False, stage_entered_at=now, due_on=probe.due_on,
-                remind_on=probe.remind_on, reminded=False, escalated=False, open_objections=0, publicity_id=None,
+                remind_on=probe.remind_on, reminded=False, escalated=False, open_objections=0, open_flags=0, publicity_id=None,
                 created_by=actor.id if actor else None, created_at=now, decided_at=None))
         entry, common = shared[item.code]
         owner = owners.get((item.code, person.region_code))

@@ -1,0 +1,139 @@
+"""Tables of interception: rules and their versions, runs, flags (存疑信息) and leads (问题线索)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from yikatong.core.db import Base
+
+
+class Severity(StrEnum):
+    HIGH = "高"
+    MEDIUM = "中"
+    LOW = "低"
+
+
+class RuleOrigin(StrEnum):
+    BUILTIN = "内置"  # a file in interception/rules/, synced at every run
+    SUPERVISOR = "监督人员"  # written in SQL from the page or the CLI
+
+
+class FlagStatus(StrEnum):
+    OPEN = "待核实"
+    CONFIRMED = "核实属实"  # the application is rejected and the case becomes a lead
+    CLEARED = "核实排除"  # cleared with an opinion and evidence
+
+
+class Rule(Base):
+    """A named check (比对规则). Its SQL lives in versions; `active_version` is the one that runs."""
+
+    __tablename__ = "rules"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(4))
+    name: Mapped[str] = mapped_column(String(60))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    active_version: Mapped[int | None] = mapped_column(Integer)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    versions: Mapped[list[RuleVersion]] = relationship(order_by="RuleVersion.version", viewonly=True)
+
+
+class RuleVersion(Base):
+    """One version of a rule: never edited; a change is a new version. Flags point at the version
+    that raised them, so a cleared flag can always be read against the SQL that produced it."""
+
+    __tablename__ = "rule_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule_code: Mapped[str] = mapped_column(ForeignKey("rules.code"))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(60))  # 规则名称
+    explanation: Mapped[str] = mapped_column(Text)  # 规则说明
+    severity: Mapped[str] = mapped_column(String(2))
+    items: Mapped[str] = mapped_column(String(400))  # "all", "means_tested" or item codes, comma-separated
+    datasets: Mapped[str] = mapped_column(String(300))  # tables the SQL reads, comma-separated
+    params: Mapped[str] = mapped_column(Text, default="{}")  # JSON: named parameters ($name) and values
+    sql: Mapped[str] = mapped_column(Text)
+    sql_sha256: Mapped[str] = mapped_column(String(64))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    author_name: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[datetime]
+    dry_run_at: Mapped[datetime | None]
+    dry_run_hits: Mapped[int | None] = mapped_column(Integer)
+    dry_run_amount_fen: Mapped[int | None] = mapped_column(Integer)
+    activated_at: Mapped[datetime | None]
+    activated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    __table_args__ = (UniqueConstraint("rule_code", "version"),)
+
+
+class RuleRun(Base):
+    """One run of the active rules: over the whole city, for new applications at submission, or as
+    the pre-payment gate for a set of applications."""
+
+    __tablename__ = "rule_runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(10))  # city / submit / gate
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    applications: Mapped[int] = mapped_column(Integer, default=0)  # how many were checked
+    hits: Mapped[int] = mapped_column(Integer, default=0)  # rows the rules returned
+    new_flags: Mapped[int] = mapped_column(Integer, default=0)  # flags raised (hits not seen before)
+    snapshots: Mapped[str] = mapped_column(Text, default="{}")  # JSON: data set -> snapshot ids used
+    timings: Mapped[str] = mapped_column(Text, default="{}")  # JSON: rule code -> seconds
+    triggered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Flag(Base):
+    """存疑信息: one rule's hit on one application, with the fact that triggered it.
+
+    A hit already recorded for the same application, rule and evidence is not raised again, so a rerun
+    adds nothing and a cleared flag stays cleared until the facts change."""
+
+    __tablename__ = "flags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    rule_code: Mapped[str] = mapped_column(ForeignKey("rules.code"))
+    rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
+    evidence: Mapped[str] = mapped_column(Text)
+    evidence_key: Mapped[str] = mapped_column(String(32))  # hash of the evidence text: the dedupe key
+    amount_fen: Mapped[int] = mapped_column(Integer)  # money at stake
+    # copied from the application so statistics group without a join
+    item_code: Mapped[str] = mapped_column(String(20))
+    region_code: Mapped[str] = mapped_column(String(12))
+    severity: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(4), default=FlagStatus.OPEN)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("rule_runs.id"))
+    raised_at: Mapped[datetime]
+    verified_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verified_at: Mapped[datetime | None]
+    opinion: Mapped[str] = mapped_column(Text, default="")
+    evidence_document: Mapped[str | None] = mapped_column(ForeignKey("documents.sha256"))
+
+    application = relationship("Application")
+
+    __table_args__ = (
+        UniqueConstraint("application_id", "rule_code", "evidence_key"),
+        Index("ix_flags_status_region", "status", "region_code"),
+        Index("ix_flags_rule", "rule_code", "status"),
+    )
+
+
+class Lead(Base):
+    """问题线索: a confirmed flag kept for supervisors (followed up by the supervision domain)."""
+
+    __tablename__ = "leads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id"), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    rule_code: Mapped[str] = mapped_column(String(40))
+    region_code: Mapped[str] = mapped_column(String(12), index=True)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(4), default="待处理")
+    created_at: Mapped[datetime]

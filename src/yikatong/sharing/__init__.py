@@ -1,0 +1,1 @@
+"""Shared data sets gathered from other agencies (信息归集): dated snapshots kept as Parquet files."""
