@@ -1,0 +1,242 @@
+"""The columnar snapshot rules run against: the platform's tables exported to Arrow and the current
+shared data snapshots (Parquet), opened together in one in-memory DuckDB database.
+
+Two ways to fill it:
+- the whole city (`focus=None`): every live application and the registry behind it, read straight
+  into Arrow through ADBC (SQLite or PostgreSQL; millions of rows in seconds, never a Python loop);
+- a focus set of applications (a submission, a payment batch): read through the caller's session,
+  so claims not yet committed are seen, and widened to every row a rule may compare them with —
+  the claimant's other claims, the household's claims, the cards and the people sharing a bank
+  account. Shared data is cut to the people concerned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from yikatong.interception.tables import PLATFORM_TABLES, RULE_TABLES
+from yikatong.sharing.datasets import BY_CODE
+from yikatong.sharing.models import SharedSnapshot
+from yikatong.sharing.store import snapshot_path
+
+CHUNK = 900
+Progress = Callable[[str, int, int], None]
+
+# How each platform table is read. Text and date columns that may be NULL are read as text with ''
+# for NULL: ADBC's SQLite driver guesses a column's type from its first rows, and a NULL there would
+# make it expect integers. The DuckDB side turns '' back into NULL and casts every column.
+_LIVE = "status IN ('办理中', '已通过')"
+EXPORTS: dict[str, str] = {
+    "applications": (
+        "SELECT id AS application_id, number, item_code, person_id, household_id, region_code, period, "
+        "CAST(period_start AS VARCHAR) AS period_start, CAST(period_end AS VARCHAR) AS period_end, basis, "
+        "quantity_centi, standard_fen, amount_fen, status, COALESCE(stage, '') AS stage, "
+        "CAST(created_at AS VARCHAR) AS created_at FROM applications"),
+    "persons": (
+        "SELECT id AS person_id, id_number_hash AS id_hash, id_number_masked AS id_masked, name, gender, "
+        "CAST(birth_date AS VARCHAR) AS birth_date, region_code, household_id FROM persons"),
+    "households": "SELECT id AS household_id, code, region_code FROM households",
+    "cards": (
+        "SELECT card_number, person_id, bank_code, bank_account_hash AS account_hash, "
+        "bank_account_masked AS account_masked, status, CAST(issued_on AS VARCHAR) AS issued_on FROM cards"),
+    "proxy_holdings": (
+        "SELECT person_id, holder_id_number_hash AS holder_id_hash, holder_relation, "
+        "CAST(valid_from AS VARCHAR) AS valid_from, COALESCE(CAST(valid_until AS VARCHAR), '') AS valid_until "
+        "FROM proxy_holdings"),
+    "items": (
+        "SELECT code AS item_code, name, basis, standard_fen, frequency, "
+        "CASE WHEN means_tested THEN 1 ELSE 0 END AS means_tested, min_age, max_age FROM subsidy_items"),
+    "item_exclusions": "SELECT item_code, other_code FROM item_exclusions",
+}
+_WHERE = {"applications": _LIVE}
+
+
+def _cast(table: str, column: str, type_: str) -> str:
+    if type_ == "VARCHAR":
+        return f"CAST({column} AS VARCHAR) AS {column}"
+    if type_ in ("DATE", "TIMESTAMP"):
+        return f"TRY_CAST(NULLIF(CAST({column} AS VARCHAR), '') AS {type_}) AS {column}"
+    if type_ == "BOOLEAN":
+        return f"CAST(CAST({column} AS INTEGER) <> 0 AS BOOLEAN) AS {column}"
+    return f"CAST({column} AS {type_}) AS {column}"
+
+
+@dataclass
+class Snapshot:
+    """An open DuckDB connection holding the rule tables."""
+
+    con: duckdb.DuckDBPyConnection
+    focus: tuple[int, ...] | None  # None: the whole city
+    shared: dict[str, list[int]] = field(default_factory=dict)  # data set -> snapshot ids in use
+    counts: dict[str, int] = field(default_factory=dict)  # table -> rows
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+    config: dict[str, Any] = {}
+    if threads:
+        config["threads"] = threads
+    return duckdb.connect(":memory:", config=config)
+
+
+def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Table) -> int:
+    table = RULE_TABLES[name]
+    con.register("raw_export", raw)
+    columns = ", ".join(_cast(name, c.name, c.type) for c in table.columns)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {columns} FROM raw_export").fetchall()
+    con.unregister("raw_export")
+    return count_rows(con, name)
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    # fetchall, not fetchone: DuckDB refuses new work while a result is only partly read
+    return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+
+
+def _empty_arrow(name: str) -> pa.Table:
+    return pa.table({c.name: pa.array([], pa.string()) for c in RULE_TABLES[name].columns})
+
+
+def _adbc_connect(engine: Engine):
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        import adbc_driver_sqlite.dbapi as adbc
+
+        return adbc.connect(url.database or ":memory:")
+    import adbc_driver_postgresql.dbapi as adbc
+
+    plain = url.set(drivername="postgresql")
+    return adbc.connect(plain.render_as_string(hide_password=False))
+
+
+def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
+                  progress: Progress | None = None) -> Snapshot:
+    """Export every live application and the whole registry and catalogue (committed data)."""
+    con = _connect(threads)
+    snap = Snapshot(con, None)
+    steps = len(EXPORTS) + len(RULE_TABLES) - len(PLATFORM_TABLES)
+    with _adbc_connect(engine) as adbc_con:
+        for done, (name, sql) in enumerate(EXPORTS.items(), 1):
+            where = f" WHERE {_WHERE[name]}" if name in _WHERE else ""
+            with adbc_con.cursor() as cursor:
+                cursor.execute(sql + where)
+                raw = cursor.fetch_arrow_table()
+            snap.counts[name] = _load_platform_table(con, name, raw)
+            del raw
+            if progress:
+                progress("导出平台数据", done, steps)
+    _attach_shared(snap, shared, progress=progress, step0=len(EXPORTS), steps=steps)
+    return snap
+
+
+def _rows_in(session: Session, sql: str, column: str, keys: Iterable[Any]) -> list[dict[str, Any]]:
+    keys = sorted({k for k in keys if k is not None})
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start:start + CHUNK]
+        marks = ", ".join(f":k{i}" for i in range(len(part)))
+        glue = " AND " if " WHERE " in sql else " WHERE "
+        result = session.execute(text(f"{sql}{glue}{column} IN ({marks})"), {f"k{i}": k for i, k in enumerate(part)})
+        rows.extend(dict(r._mapping) for r in result)
+    return rows
+
+
+def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
+    if not rows:
+        return _empty_arrow(name)
+    return pa.Table.from_pylist([{k: (None if v is None else str(v) if not isinstance(v, int | bool) else v)
+                                  for k, v in row.items()} for row in rows])
+
+
+def focus_snapshot(session: Session, application_ids: Sequence[int],
+                   shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None) -> Snapshot:
+    """The applications in `application_ids` and everything a rule may compare them with, read
+    through `session` (so uncommitted claims count)."""
+    con = _connect(threads)
+    snap = Snapshot(con, tuple(sorted(set(application_ids))))
+    live_apps = f"SELECT * FROM ({EXPORTS['applications']}) x WHERE {_LIVE}"
+    targets = _rows_in(session, live_apps, "application_id", snap.focus)
+    persons0 = {r["person_id"] for r in targets}
+    person_rows0 = _rows_in(session, EXPORTS["persons"], "id", persons0)
+    households = {r["household_id"] for r in targets} | {r["household_id"] for r in person_rows0}
+    apps = {r["application_id"]: r for r in targets}
+    for r in _rows_in(session, live_apps, "person_id", persons0) + _rows_in(session, live_apps, "household_id",
+                                                                            households):
+        apps[r["application_id"]] = r
+    cards0 = _rows_in(session, EXPORTS["cards"], "person_id", persons0)
+    cards = {r["card_number"]: r for r in cards0}
+    for r in _rows_in(session, EXPORTS["cards"], "bank_account_hash", {c["account_hash"] for c in cards0}):
+        cards[r["card_number"]] = r
+    person_ids = persons0 | {r["person_id"] for r in apps.values()} | {r["person_id"] for r in cards.values()}
+    persons = {r["person_id"]: r for r in person_rows0}
+    for r in _rows_in(session, EXPORTS["persons"], "household_id", households) + _rows_in(
+            session, EXPORTS["persons"], "id", person_ids - set(persons)):
+        persons[r["person_id"]] = r
+    households |= {r["household_id"] for r in persons.values()}
+    for r in _rows_in(session, EXPORTS["cards"], "person_id", set(persons) - persons0):
+        cards[r["card_number"]] = r
+    tables = {
+        "applications": list(apps.values()),
+        "persons": list(persons.values()),
+        "households": _rows_in(session, EXPORTS["households"], "id", households),
+        "cards": list(cards.values()),
+        "proxy_holdings": _rows_in(session, EXPORTS["proxy_holdings"], "person_id", set(persons)),
+        "items": [dict(r._mapping) for r in session.execute(text(EXPORTS["items"]))],
+        "item_exclusions": [dict(r._mapping) for r in session.execute(text(EXPORTS["item_exclusions"]))],
+    }
+    for name, rows in tables.items():
+        snap.counts[name] = _load_platform_table(con, name, _arrow(name, rows))
+    con.execute("CREATE TABLE focus AS SELECT UNNEST(?::BIGINT[]) AS application_id", [list(snap.focus)]).fetchall()
+    _attach_shared(snap, shared, cut=True)
+    return snap
+
+
+def _attach_shared(snap: Snapshot, shared: dict[str, list[SharedSnapshot]], *, cut: bool = False,
+                   progress: Progress | None = None, step0: int = 0, steps: int = 0) -> None:
+    """One table or view per shared data set (an empty one if nothing was delivered yet). For a
+    focus set the rows are cut to the people in the snapshot: every `*_hash` column is matched
+    against persons and proxy holders, the card registry also by card number."""
+    con = snap.con
+    done = step0
+    for table in RULE_TABLES.values():
+        if not table.shared:
+            continue
+        snaps = shared.get(table.name, [])
+        snap.shared[table.name] = [s.id for s in snaps]
+        columns = ", ".join(c.name for c in table.columns if c.name != "snapshot_id")
+        if snaps:
+            source = " UNION ALL ".join(
+                f"SELECT {columns}, {s.id}::BIGINT AS snapshot_id FROM read_parquet('{_quoted(snapshot_path(s))}')"
+                for s in snaps)
+        else:
+            source = "SELECT " + ", ".join(f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns) + " LIMIT 0"
+        if cut:
+            hashes = [c.name for c in table.columns if c.name.endswith("_hash")]
+            keys = ("SELECT id_hash FROM persons UNION SELECT holder_id_hash FROM proxy_holdings")
+            conditions = [f"{h} IN ({keys})" for h in hashes]
+            if "card_number" in table.column_names:
+                conditions.append("card_number IN (SELECT card_number FROM cards)")
+            con.execute(f"CREATE TABLE {table.name} AS SELECT * FROM ({source}) s "
+                        f"WHERE {' OR '.join(conditions)}").fetchall()
+            snap.counts[table.name] = count_rows(con, table.name)
+        else:
+            con.execute(f"CREATE VIEW {table.name} AS {source}").fetchall()
+            snap.counts[table.name] = sum(s.rows for s in snaps)
+        done += 1
+        if progress:
+            progress("挂载共享数据", done, steps)
+    assert set(BY_CODE) <= set(snap.shared)
+
+
+def _quoted(path) -> str:
+    return str(path).replace("'", "''")
