@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from yikatong.imports import commands as import_commands
+from yikatong.interception import commands as interception_commands
 from yikatong.security import commands as security_commands
+from yikatong.sharing import commands as sharing_commands
 from yikatong.synth import commands as synth_commands
 from yikatong.web import commands as web_commands
 from yikatong.workflow import commands as workflow_commands
@@ -37,6 +39,8 @@ synth_commands.register(app)
 import_commands.register(app)
 workflow_commands.register(app)
 eye_commands.register(app)
+sharing_commands.register(app)
+interception_commands.register(app)
 
 
 def main() -> None:

@@ -69,7 +69,7 @@ def run_rule(snapshot: Snapshot, spec: RuleSpec) -> RuleResult:
     started = time.perf_counter()
     try:
         sql = wrapped_sql(spec, _output_columns(snapshot, spec), snapshot.focus is not None)
-        table = snapshot.con.execute(sql, spec.params or None).to_arrow_table().cast(HIT_SCHEMA)
+        table = snapshot.con.sql(sql, params=spec.params or None).to_arrow_table().cast(HIT_SCHEMA)
         return RuleResult(spec.code, table, time.perf_counter() - started)
     except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
         message = e.message if isinstance(e, Invalid) else f"规则{spec.code}执行出错：{e}"

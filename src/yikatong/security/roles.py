@@ -51,6 +51,12 @@ class Perm(StrEnum):
     REVIEW = "application.review"  # decide at the stations of one's role
     PUBLICITY_MANAGE = "publicity.manage"  # publish village publicity lists, record objections
     OVERDUE_READ = "overdue.read"  # the overdue board of the electronic eye
+    SHARED_READ = "shared.read"  # the shared data sets: deliveries, counts, provenance (信息归集)
+    SHARED_IMPORT = "shared.import"  # load a delivery of a shared data set
+    FLAG_READ = "flag.read"  # suspicious-record flags (存疑信息) and interception statistics, within scope
+    FLAG_VERIFY = "flag.verify"  # 核实: confirm or clear a flag on an application of one's duties
+    RULE_RUN = "rule.run"  # start a city-wide run of the rules
+    RULE_MANAGE = "rule.manage"  # write, dry-run and switch on rules in SQL
 
 
 _BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ, Perm.APPLICATION_READ, Perm.OVERDUE_READ}
@@ -60,13 +66,20 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.VILLAGE_CLERK: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT,
                                                     Perm.APPLICATION_ACCEPT, Perm.REVIEW, Perm.PUBLICITY_MANAGE}),
     Role.TOWNSHIP_REVIEWER: frozenset(_BUSINESS_READ | {Perm.REVIEW}),
+    # The county department verifies the flags on its own items (核实).
     Role.COUNTY_HANDLER: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT,
-                                                     Perm.APPLICATION_LIST, Perm.REVIEW}),
+                                                     Perm.APPLICATION_LIST, Perm.REVIEW, Perm.FLAG_READ,
+                                                     Perm.FLAG_VERIFY}),
+    # City finance gathers the shared data (信息归集牵头) and runs the checks before money moves.
     Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE,
-                                                   Perm.APPLICATION_LIST, Perm.REVIEW}),
+                                                   Perm.APPLICATION_LIST, Perm.REVIEW, Perm.SHARED_READ,
+                                                   Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN}),
     Role.BANK: frozenset({Perm.CATALOG_READ}),
     # Supervisors follow leads and must be able to see who exactly was paid.
-    Role.SUPERVISOR: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR}),
+    # Supervisors write the rules and read every flag and lead; they do not verify (that is the
+    # department's duty) so that the checker is not the one who clears.
+    Role.SUPERVISOR: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.SHARED_READ, Perm.FLAG_READ,
+                                                 Perm.RULE_RUN, Perm.RULE_MANAGE}),
     Role.SYSTEM_ADMIN: frozenset({Perm.USER_MANAGE, Perm.CATALOG_READ}),
     Role.SECURITY_ADMIN: frozenset({Perm.USER_MANAGE}),
     Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_READ}),
