@@ -36,11 +36,13 @@ def claimant_pool(city) -> dict[str, list[tuple[int, bool]]]:
     run a small village out of people without a live claim, and a live test server sees them too."""
     from yikatong.core.idnumber import make_id_number
     from yikatong.core.protect import protect
-    from yikatong.registry.models import Household, Person
+    from yikatong.catalog.models import Bank
+    from yikatong.registry.models import Card, CardStatus, Household, Person
     from yikatong.security.models import User
 
     pool: dict[str, list[tuple[int, bool]]] = {}
     with new_session() as s:
+        bank = s.scalars(select(Bank).order_by(Bank.code)).first()
         serial = itertools.count(1)
         for username, (count, with_household) in POOL.items():
             village = s.scalar(select(User.region_code).where(User.username == username))
@@ -61,9 +63,15 @@ def claimant_pool(city) -> dict[str, list[tuple[int, bool]]]:
                                 id_number_masked=protected.masked, name=f"测试{_NAMES[n % 10]}{_NAMES[n // 10 % 10]}",
                                 gender="男" if n % 2 == 0 else "女", birth_date=birth, region_code=village,
                                 household_id=household_id, relation="户主" if household_id else None,
-                                is_beneficiary=True, created_at=MONDAY, updated_at=MONDAY)
+                                is_beneficiary=True, has_active_card=True, created_at=MONDAY, updated_at=MONDAY)
                 s.add(person)
                 s.flush()
+                # An active card of their own: the interception rules flag a claim with no card to pay into.
+                account = protect("bank_account", f"{bank.account_prefix}{900000000 + n:011d}")
+                s.add(Card(card_number=f"TC{n:010d}", person_id=person.id, bank_code=bank.code,
+                           bank_account_enc=account.enc, bank_account_hash=account.hash,
+                           bank_account_masked=account.masked, status=CardStatus.ACTIVE.value,
+                           issued_on=date(2020, 1, 1), created_at=MONDAY, updated_at=MONDAY))
                 people.append((person.id, household_id is not None))
         s.commit()
     return pool

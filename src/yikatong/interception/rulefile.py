@@ -68,8 +68,10 @@ class ItemScope:
         return ",".join(self.values) if self.kind == "codes" else self.kind
 
     def label(self) -> str:
-        return {"all": "全部项目", "means_tested": "困难救助类（需家庭经济状况核查）项目"}.get(
-            self.kind, ("按" + "、".join(self.values) + "计发的项目") if self.kind == "basis" else "、".join(self.values))
+        if self.kind == "basis":
+            return "按" + "、".join(self.values) + "计发的项目"
+        labels = {"all": "全部项目", "means_tested": "困难救助类（需家庭经济状况核查）项目"}
+        return labels.get(self.kind, "、".join(self.values))
 
     def sql_condition(self, item_alias: str = "i") -> str:
         """A DuckDB condition on the items table (values are checked by parse, so inlining is safe)."""

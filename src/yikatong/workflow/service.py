@@ -12,16 +12,16 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
-from yikatong.core.db import savepoint
+from yikatong.core.db import bulk_insert, savepoint
 from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
+from yikatong.interception import screening
 from yikatong.registry.models import Person
 from yikatong.security import audit
 from yikatong.security.models import User
@@ -288,7 +288,8 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
                 number=None, item_code=item.code, sector=item.sector, basis=item.basis,
                 standard_fen=item.standard_fen, source=source.value, source_ref="", status=Status.OPEN.value,
                 stage=probe.stage, stage_seq=1, returned=False, stage_entered_at=now, due_on=probe.due_on,
-                remind_on=probe.remind_on, reminded=False, escalated=False, open_objections=0, open_flags=0, publicity_id=None,
+                remind_on=probe.remind_on, reminded=False, escalated=False, open_objections=0, open_flags=0,
+                publicity_id=None,
                 created_by=actor.id if actor else None, created_at=now, decided_at=None))
         entry, common = shared[item.code]
         owner = owners.get((item.code, person.region_code))
@@ -319,37 +320,13 @@ def reserve_numbers(session: Session, day: date, count: int):
 
 
 WRITE_CHUNK = 5000
-COPY_FROM = 100  # rows: fewer go in one executemany
-
-
-def _bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the session's transaction. PostgreSQL takes them through COPY: an
-    executemany there is one statement per row (100,000 for a department list) and a multi-row
-    INSERT .. VALUES makes psycopg re-parse 30,000 placeholders per statement. SQLite's executemany
-    runs in C and is fast."""
-    if not rows:
-        return
-    if len(rows) < COPY_FROM or session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    import psycopg
-
-    columns = list(rows[0])
-    driver = session.connection().connection.dbapi_connection
-    try:
-        with driver.cursor() as cursor, cursor.copy(
-                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-    except psycopg.errors.IntegrityError as e:
-        # as SQLAlchemy would raise it, so callers see one kind of constraint error on both engines
-        raise IntegrityError(f"COPY {table.name}", None, e) from e
 
 
 def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims, source: Source, now: datetime,
-                 source_ref: str = "", on_progress=None) -> list[int]:
-    """Write prepared claims (refusing if any claim had an error) and one 提交申请 record each.
-    Returns the new application ids in claim order."""
+                 source_ref: str = "", on_progress=None, screen: bool = True) -> list[int]:
+    """Write prepared claims (refusing if any claim had an error) and one 提交申请 record each, then
+    screen them with the interception rules (unless `screen` is False), so a problem is flagged the
+    moment a claim comes in. Returns the new application ids in claim order."""
     if prepared.errors:
         raise Invalid("申请有误，未写入：" + "；".join(f"第{e.ref}条 {e.reason}" for e in prepared.errors[:5]))
     ids: list[int] = []
@@ -365,13 +342,13 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
         part = prepared.rows[start:start + WRITE_CHUNK]
         for row in part:
             row["source_ref"] = source_ref
-        _bulk_insert(session, Application.__table__, part)
+        bulk_insert(session, Application.__table__, part)
         # Read the ids back by number (reserved above, consecutive): INSERT .. RETURNING in parameter
         # order would make SQLite insert one row per statement.
         by_number = dict(session.execute(select(Application.number, Application.id).where(
             Application.number.between(part[0]["number"], part[-1]["number"]))).all())
         new_ids = [by_number[row["number"]] for row in part]
-        _bulk_insert(session, ReviewRecord.__table__, [
+        bulk_insert(session, ReviewRecord.__table__, [
             dict(application_id=app_id, step=Step.APPLY.value, action=Action.SUBMIT.value, to_stage=row["stage"],
                  status_after=Status.OPEN.value, user_id=actor.id if actor else None, actor_name=actor_name,
                  actor_role=actor_role, at=now, opinion=row["note"] if source is Source.COUNTER else "",
@@ -380,6 +357,12 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
         ids.extend(new_ids)
         if on_progress:
             on_progress("写入", len(ids), total)
+    if screen and ids:
+        if on_progress:
+            on_progress("比对", 0, 1)
+        screening.screen(session, ids, now, actor)
+        if on_progress:
+            on_progress("比对", 1, 1)
     return ids
 
 
@@ -432,6 +415,8 @@ def decide(session: Session, app: Application, reviewer: User, decision: Action,
     if decision is Action.APPROVE:
         if app.open_objections:
             raise Blocked(f"申请{app.number}有未处理的异议，处理完毕前不能通过")
+        if app.open_flags and step in (Step.COUNTY, Step.CITY):
+            raise Blocked(f"申请{app.number}有{app.open_flags}条存疑信息未核实，不能通过{step.value}环节")
         nxt = road.after(step)
         app.returned = False
         if nxt is None:

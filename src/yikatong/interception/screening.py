@@ -1,0 +1,242 @@
+"""Screening (比对): run the active rules and turn their hits into flags.
+
+Three occasions, one code path: the whole city (`run_city`, nightly or on demand), the claims just
+entered at any door (`screen`, called by workflow.enter_claims so the clerk sees the problem at
+once), and the pre-payment gate (interception.service.gate). This module sits below the workflow
+service (it writes flags, the applications' `open_flags` count and 存疑拦截 trail records through
+the tables); verification, which moves applications on the road, is in interception.service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import pyarrow as pa
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from yikatong.core.db import bulk_insert
+from yikatong.interception import engine as rule_engine
+from yikatong.interception import rulefile
+from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion
+from yikatong.interception.rulefile import RuleSpec
+from yikatong.interception.snapshot import Snapshot, city_snapshot, focus_snapshot
+from yikatong.security.models import User
+from yikatong.sharing.store import current_snapshots
+from yikatong.workflow.models import Action, Application, ReviewRecord, Step
+
+Progress = Callable[[str, int, int], None]
+CHUNK = 900
+SYSTEM_NAME = "系统"
+OPINION_MAX = 1000
+
+
+# ---------------------------------------------------------------- rules and versions
+
+
+def _fingerprint(spec: RuleSpec) -> str:
+    content = [spec.name, spec.severity, str(spec.items), list(spec.datasets), spec.explanation, spec.params, spec.sql]
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+
+
+def _version_fingerprint(v: RuleVersion) -> str:
+    return _fingerprint(spec_of(v))
+
+
+def spec_of(version: RuleVersion) -> RuleSpec:
+    return rulefile.make_spec(code=version.rule_code, name=version.name, severity=version.severity,
+                              items=version.items, datasets=version.datasets, explanation=version.explanation,
+                              sql=version.sql, params=json.loads(version.params or "{}"))
+
+
+def new_version(session: Session, rule: Rule, spec: RuleSpec, author: User | None, now: datetime) -> RuleVersion:
+    """Append a version (versions are never edited)."""
+    rule.latest_version += 1
+    rule.name = spec.name
+    rule.updated_at = now
+    version = RuleVersion(rule_code=rule.code, version=rule.latest_version, name=spec.name,
+                          explanation=spec.explanation, severity=spec.severity, items=str(spec.items),
+                          datasets=",".join(spec.datasets), params=spec.params_json(), sql=spec.sql,
+                          sql_sha256=spec.sql_sha256, author_id=author.id if author else None,
+                          author_name=author.display_name if author else SYSTEM_NAME, created_at=now)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def sync_builtin_rules(session: Session, now: datetime) -> None:
+    """Bring the rule files into the database: a new file is a new rule (on), a changed file a new
+    version (on at once: shipped rules are reviewed in the code). A supervisor rule that happens to
+    use a shipped code is left alone."""
+    specs = rulefile.builtin_rules()
+    rules = {r.code: r for r in session.scalars(select(Rule))}
+    latest_versions = {v.rule_code: v for v in session.scalars(
+        select(RuleVersion).join(Rule, (Rule.code == RuleVersion.rule_code)
+                                 & (Rule.latest_version == RuleVersion.version)))}
+    for spec in specs:
+        rule = rules.get(spec.code)
+        if rule is None:
+            rule = Rule(code=spec.code, origin=RuleOrigin.BUILTIN.value, name=spec.name, active=True,
+                        latest_version=0, created_at=now, updated_at=now)
+            session.add(rule)
+            session.flush()
+        elif rule.origin != RuleOrigin.BUILTIN.value:
+            continue
+        latest = latest_versions.get(rule.code)
+        if latest is None or _version_fingerprint(latest) != _fingerprint(spec):
+            version = new_version(session, rule, spec, None, now)
+            version.activated_at = now
+            rule.active_version = version.version
+    session.flush()
+
+
+def active_specs(session: Session) -> list[tuple[RuleVersion, RuleSpec]]:
+    rows = session.execute(
+        select(RuleVersion).join(Rule, (Rule.code == RuleVersion.rule_code)
+                                 & (Rule.active_version == RuleVersion.version))
+        .where(Rule.active).order_by(Rule.code)).scalars().all()
+    return [(v, spec_of(v)) for v in rows]
+
+
+# ---------------------------------------------------------------- runs
+
+
+def run_city(engine: Engine, session: Session, now: datetime, actor: User | None = None,
+             progress: Progress | None = None, specs: Sequence[tuple[RuleVersion, RuleSpec]] | None = None,
+             threads: int | None = None) -> RuleRun:
+    """All active rules over every live application of the city (committed data), set-based in
+    DuckDB. New hits become flags in `session`; the caller commits."""
+    sync_builtin_rules(session, now)
+    pairs = list(specs) if specs is not None else active_specs(session)
+    shared = current_snapshots(session)
+    run = _start_run(session, "city", now, actor, shared)
+    snap = city_snapshot(engine, shared, threads=threads, progress=progress)
+    try:
+        _run_and_record(session, snap, pairs, run, now, progress)
+    finally:
+        snap.close()
+    return run
+
+
+def screen(session: Session, application_ids: Sequence[int], now: datetime, actor: User | None = None,
+           scope: str = "submit") -> RuleRun | None:
+    """The active rules on a set of applications (and what they are compared with), seen through
+    `session`, so claims entered in the same transaction are screened before it commits."""
+    if not application_ids:
+        return None
+    sync_builtin_rules(session, now)
+    pairs = active_specs(session)
+    if not pairs:
+        return None
+    session.flush()
+    shared = current_snapshots(session)
+    run = _start_run(session, scope, now, actor, shared)
+    snap = focus_snapshot(session, application_ids, shared)
+    try:
+        _run_and_record(session, snap, pairs, run, now, None)
+    finally:
+        snap.close()
+    return run
+
+
+def _start_run(session: Session, scope: str, now: datetime, actor: User | None, shared) -> RuleRun:
+    run = RuleRun(scope=scope, started_at=now, applications=0, hits=0, new_flags=0,
+                  snapshots=json.dumps({k: [s.id for s in v] for k, v in shared.items()}), timings="{}",
+                  triggered_by=actor.id if actor else None)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def _run_and_record(session: Session, snap: Snapshot, pairs: Sequence[tuple[RuleVersion, RuleSpec]], run: RuleRun,
+                    now: datetime, progress: Progress | None) -> None:
+    started = time.perf_counter()
+    results = rule_engine.run_rules(snap, [spec for _, spec in pairs], progress)
+    hits = rule_engine.combined_hits(results)
+    run.applications = len(snap.focus) if snap.focus is not None else snap.counts.get("applications", 0)
+    run.hits = hits.num_rows
+    timings = {r.code: round(r.seconds, 3) for r in results}
+    errors = {r.code: r.error for r in results if r.error}
+    versions = {spec.code: version for version, spec in pairs}
+    run.new_flags = record_hits(session, snap, hits, versions, run, now, progress)
+    run.timings = json.dumps({"rules": timings, "errors": errors, "total": round(time.perf_counter() - started, 3)},
+                             ensure_ascii=False)
+    run.finished_at = now
+
+
+def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict[str, RuleVersion], run: RuleRun,
+                now: datetime, progress: Progress | None = None) -> int:
+    """Turn hits into flags, skipping every (application, rule, evidence) already flagged — open,
+    confirmed or cleared — so a rerun raises nothing twice and a cleared flag stays cleared until
+    the facts change. Returns how many flags were raised."""
+    if hits.num_rows == 0:
+        return 0
+    con = snap.con
+    con.register("run_hits", hits)
+    rows = con.sql("""
+        SELECT h.rule_code, h.application_id, h.evidence, h.evidence_key, h.amount_fen,
+               a.item_code, a.region_code, a.status, a.stage
+        FROM run_hits h JOIN applications a USING (application_id)
+        ORDER BY h.application_id, h.rule_code""").fetchall()
+    con.unregister("run_hits")
+    seen = _existing_keys(session, sorted({r[1] for r in rows}), snap.focus is None)
+    fresh = [r for r in rows if (r[1], r[0], r[3]) not in seen]
+    if not fresh:
+        return 0
+    flag_rows = [dict(application_id=app_id, rule_code=code, rule_version_id=versions[code].id, evidence=evidence,
+                      evidence_key=key, amount_fen=amount, item_code=item, region_code=region,
+                      severity=versions[code].severity, status=FlagStatus.OPEN.value, run_id=run.id, raised_at=now,
+                      verified_by=None, verified_at=None, opinion="", evidence_document=None)
+                 for code, app_id, evidence, key, amount, item, region, _status, _stage in fresh]
+    for start in range(0, len(flag_rows), 50_000):
+        bulk_insert(session, Flag.__table__, flag_rows[start:start + 50_000])
+        if progress:
+            progress("记录存疑信息", min(start + 50_000, len(flag_rows)), len(flag_rows))
+    _add_trail(session, fresh, versions, now)
+    refresh_open_flags(session, sorted({r[1] for r in fresh}))
+    session.expire_all()  # open_flags changed under the ORM's feet
+    return len(fresh)
+
+
+def _existing_keys(session: Session, application_ids: list[int], everything: bool) -> set[tuple[int, str, str]]:
+    query = select(Flag.application_id, Flag.rule_code, Flag.evidence_key)
+    if everything:
+        return {tuple(r) for r in session.execute(query)}
+    out: set[tuple[int, str, str]] = set()
+    for start in range(0, len(application_ids), CHUNK):
+        out.update(tuple(r) for r in session.execute(
+            query.where(Flag.application_id.in_(application_ids[start:start + CHUNK]))))
+    return out
+
+
+def _add_trail(session: Session, fresh: list[tuple], versions: dict[str, RuleVersion], now: datetime) -> None:
+    """One 存疑拦截 record per newly flagged application, naming the rules and the facts."""
+    by_app: dict[int, list[tuple]] = {}
+    for row in fresh:
+        by_app.setdefault(row[1], []).append(row)
+    records = []
+    for app_id, rows in by_app.items():
+        _code, _id, _evidence, _key, _amount, _item, _region, status, stage = rows[0]
+        opinion = "；".join(f"{versions[r[0]].name}：{r[2]}" for r in rows)
+        records.append(dict(
+            application_id=app_id, step=stage or Step.CITY.value, action=Action.FLAG_RAISED.value, to_stage=stage,
+            status_after=status, user_id=None, actor_name=SYSTEM_NAME, actor_role="system", at=now,
+            opinion=opinion[:OPINION_MAX],
+            detail=json.dumps({"rules": [r[0] for r in rows]}, ensure_ascii=False)))
+    bulk_insert(session, ReviewRecord.__table__, records)
+
+
+def refresh_open_flags(session: Session, application_ids: Sequence[int]) -> None:
+    """Set applications.open_flags to the number of their flags still 待核实."""
+    ids = list(application_ids)
+    count = (select(text("count(*)")).select_from(Flag.__table__)
+             .where(Flag.application_id == Application.id, Flag.status == FlagStatus.OPEN.value)
+             .scalar_subquery())
+    for start in range(0, len(ids), CHUNK):
+        session.execute(update(Application).where(Application.id.in_(ids[start:start + CHUNK]))
+                        .values(open_flags=count).execution_options(synchronize_session=False))
