@@ -12,6 +12,7 @@ Two ways to fill it:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,16 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from yikatong.core.settings import get_settings
 from yikatong.interception.tables import PLATFORM_TABLES, RULE_TABLES
 from yikatong.sharing.datasets import BY_CODE
 from yikatong.sharing.models import SharedSnapshot
 from yikatong.sharing.store import snapshot_path
 
 CHUNK = 900
+# Shared data sets whose coverage rules read (ID_NOT_IN_HUKOU flags only counties the hukou delivery
+# covers): a focus snapshot keeps one row per county of these besides the rows of its people.
+COVERAGE = {"hukou": "left(region_code, 6)"}
 Progress = Callable[[str, int, int], None]
 
 # How each platform table is read. Text and date columns that may be NULL are read as text with ''
@@ -83,7 +88,14 @@ class Snapshot:
 
 
 def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
-    config: dict[str, Any] = {}
+    """An in-memory DuckDB with a memory ceiling (YKT_DUCKDB_MEMORY, default 4GB; DuckDB's own default
+    is 80 % of the machine, too much beside the web server and the database), spilling to
+    YKT_DATA_DIR/duckdb-tmp beyond it."""
+    settings = get_settings()
+    spill = settings.data_dir / "duckdb-tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {"memory_limit": os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),
+                              "temp_directory": str(spill)}
     if threads:
         config["threads"] = threads
     return duckdb.connect(":memory:", config=config)
@@ -110,13 +122,120 @@ def _empty_arrow(name: str) -> pa.Table:
 def _adbc_connect(engine: Engine):
     url = engine.url
     if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi as adbc
+        if not url.database or url.database == ":memory:":
+            import adbc_driver_sqlite.dbapi as adbc
 
-        return adbc.connect(url.database or ":memory:")
+            return adbc.connect(":memory:")
+        return _SQLiteInChild(url.database)
     import adbc_driver_postgresql.dbapi as adbc
 
     plain = url.set(drivername="postgresql")
     return adbc.connect(plain.render_as_string(hide_password=False))
+
+
+# ADBC's SQLite driver links its own copy of SQLite. Two copies in one process do not see each
+# other's POSIX locks: a connection of the driver's copy takes itself for the first one, rebuilds
+# the WAL index under this process's open connections (their uncommitted pages are lost; SIGBUS
+# when the index had grown) and, closing, checkpoints and deletes the WAL. So a SQLite file is read
+# through ADBC in a child process (a separate process is an ordinary concurrent reader), which
+# hands each result back as an Arrow IPC file.
+
+
+def _sqlite_reader(path: str, pipe) -> None:
+    """Child process: run the parent's queries read-only, write each result to the file it names."""
+    from pathlib import Path
+
+    import adbc_driver_sqlite.dbapi as adbc
+
+    with adbc.connect(Path(path).resolve().as_uri() + "?mode=ro") as con:
+        while (request := pipe.recv()) is not None:
+            sql, target = request
+            try:
+                with con.cursor() as cursor:
+                    cursor.execute(sql)
+                    table = cursor.fetch_arrow_table()
+                with pa.OSFile(target, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+                    writer.write_table(table)
+                pipe.send(None)
+            except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it
+                pipe.send(f"{type(e).__name__}: {e}")
+
+
+class _SQLiteInChild:
+    """An ADBC-like connection (cursor, execute, fetch_arrow_table, fetchall) to a SQLite file,
+    served by a child process."""
+
+    def __init__(self, path: str):
+        import multiprocessing
+        import tempfile
+
+        context = multiprocessing.get_context("spawn")  # never fork a process with open connections
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_sqlite_reader, args=(path, child), daemon=True)
+        self._process.start()
+        child.close()
+        self._dir = tempfile.mkdtemp(prefix="ykt-adbc-")
+        self._count = 0
+
+    def __enter__(self) -> _SQLiteInChild:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        import shutil
+
+        if self._process.is_alive():
+            self._pipe.send(None)
+            self._process.join(60)
+        self._pipe.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def commit(self) -> None:  # read-only: nothing to commit
+        pass
+
+    def cursor(self) -> _ChildCursor:
+        return _ChildCursor(self)
+
+    def query(self, sql: str) -> pa.Table:
+        import os
+
+        self._count += 1
+        target = os.path.join(self._dir, f"{self._count}.arrow")
+        self._pipe.send((sql, target))
+        error = self._pipe.recv()
+        if error:
+            raise RuntimeError(error)
+        with pa.OSFile(target, "rb") as source:
+            table = pa.ipc.open_file(source).read_all()
+        os.remove(target)
+        return table
+
+
+class _ChildCursor:
+    def __init__(self, connection: _SQLiteInChild):
+        self._connection = connection
+        self._table: pa.Table | None = None
+
+    def __enter__(self) -> _ChildCursor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._table = None
+
+    def execute(self, sql: str) -> None:
+        self._table = self._connection.query(sql)
+
+    def fetch_arrow_table(self) -> pa.Table:
+        return self._table
+
+    def fetchall(self) -> list[tuple]:
+        columns = [c.to_pylist() for c in self._table.columns]
+        return list(zip(*columns, strict=True)) if columns else []
 
 
 def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
@@ -226,8 +345,12 @@ def _attach_shared(snap: Snapshot, shared: dict[str, list[SharedSnapshot]], *, c
             conditions = [f"{h} IN ({keys})" for h in hashes]
             if "card_number" in table.column_names:
                 conditions.append("card_number IN (SELECT card_number FROM cards)")
-            con.execute(f"CREATE TABLE {table.name} AS SELECT * FROM ({source}) s "
-                        f"WHERE {' OR '.join(conditions)}").fetchall()
+            cut_sql = f"SELECT * FROM ({source}) s WHERE {' OR '.join(conditions)}"
+            if table.name in COVERAGE:
+                # plus one row per county, so a rule still sees which counties the delivery covers
+                cut_sql += (f" UNION SELECT * FROM ({source}) s QUALIFY row_number() OVER "
+                            f"(PARTITION BY {COVERAGE[table.name]} ORDER BY id_hash) = 1")
+            con.execute(f"CREATE TABLE {table.name} AS {cut_sql}").fetchall()
             snap.counts[table.name] = count_rows(con, table.name)
         else:
             con.execute(f"CREATE VIEW {table.name} AS {source}").fetchall()

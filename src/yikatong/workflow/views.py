@@ -22,6 +22,7 @@ from yikatong.core.clock import Clock
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
+from yikatong.interception.views import application_flags
 from yikatong.registry import service as registry
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person, Region, RegionLevel
@@ -594,6 +595,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
         "may_resolve": may_resolve, "open_status": ObjectionStatus.OPEN.value,
         "owner_name": registry.region_names(db, {app.owner_region or ""}).get(app.owner_region or ""),
         "can_person": has_perm(user.role, Perm.PERSON_READ), "max_files": MAX_FILES,
+        "flags": application_flags(db, user, app.id),
     }, status_code=status_code)
 
 

@@ -1,0 +1,289 @@
+"""Statistics of interception (拦截统计): the flags raised, by rule, item, region and month, with
+the open / confirmed / cleared split and each rule's precision.
+
+What each figure counts:
+- 拦截记录 (`flags`): flags raised, one per rule hit on an application. An application hit by three
+  rules is three records. Records and their amounts add up: the sum over rules, over items, over
+  regions and over months each equals the total.
+- 涉及金额 (`amount_fen`): the money at stake the rules reported, summed over the records (an
+  application with two flags counts its amount at stake twice).
+- 涉及申请 (`applications`): distinct applications with at least one flag in the row. An application's
+  flags share its item and region, so this adds up over items and regions; over rules and months it
+  does not (one application can be hit by several rules, in several months).
+- 申请金额 (`applications_amount_fen`, totals only): the amounts of those distinct applications.
+- 准确率 (`precision`): confirmed / (confirmed + cleared); None while nothing is verified.
+
+Every figure is one SQL group-by over `flags` (which carries the item, region and amount copied from
+the application), restricted to the viewer's region subtree and, for a county department, its sector's
+items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from io import BytesIO
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, case, cast, distinct, func, select
+from sqlalchemy.orm import Session
+
+from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.errors import Invalid
+from yikatong.interception.models import Flag, FlagStatus, Rule
+from yikatong.registry.service import region_names
+from yikatong.security.models import User
+from yikatong.security.roles import Perm, require_perm
+from yikatong.security.scope import PREFIX_LENGTHS, child_prefix_length, pad_code, require_region, within
+from yikatong.workflow.models import Application
+from yikatong.workflow.service import user_sector
+
+
+@dataclass
+class StatRow:
+    """One line of a breakdown (or the total): records and amounts, split by status."""
+
+    key: str  # rule code, item code, region code (12 digits) or month (2026-11); "" for the total
+    name: str
+    flags: int = 0
+    amount_fen: int = 0
+    applications: int = 0
+    open: int = 0
+    open_fen: int = 0
+    confirmed: int = 0
+    confirmed_fen: int = 0
+    cleared: int = 0
+    cleared_fen: int = 0
+
+    @property
+    def verified(self) -> int:
+        return self.confirmed + self.cleared
+
+    @property
+    def precision(self) -> float | None:
+        """准确率: the share of verified flags found true; None while none is verified."""
+        return self.confirmed / self.verified if self.verified else None
+
+
+@dataclass
+class FlagStats:
+    region_code: str  # the region the statistics cover (the viewer's, or a drill-down below it)
+    region_name: str
+    group_length: int  # leading digits the region breakdown groups by (6 county, 9 township, 12 village)
+    date_from: date | None
+    date_to: date | None
+    total: StatRow
+    applications_amount_fen: int  # the amounts of the distinct applications flagged
+    by_rule: list[StatRow] = field(default_factory=list)
+    by_item: list[StatRow] = field(default_factory=list)
+    by_region: list[StatRow] = field(default_factory=list)
+    by_month: list[StatRow] = field(default_factory=list)
+
+    @property
+    def level_label(self) -> str:
+        return LEVEL_LABELS.get(self.group_length, "区域")
+
+    @property
+    def breakdowns(self) -> list[tuple[str, str, list[StatRow]]]:
+        """(sheet title, key header, rows) of the four breakdowns."""
+        return [("按规则", "规则代码", self.by_rule), ("按项目", "项目代码", self.by_item),
+                (f"按{self.level_label}", "区划代码", self.by_region), ("按月份", "月份", self.by_month)]
+
+
+LEVEL_LABELS = {4: "市", 6: "县（区）", 9: "乡镇（街道）", 12: "村（社区）"}
+
+
+# ---------------------------------------------------------------- scope
+
+
+def sector_items(sector: str):
+    """Subquery: the codes of the items a sector's departments handle."""
+    return (select(SubsidyItem.code).join(Department, Department.code == SubsidyItem.department_code)
+            .where(Department.sector == sector))
+
+
+def flag_scope(session: Session, user: User) -> ColumnElement[bool]:
+    """SQL condition: the flags `user` may read: the region subtree, and for a county department its
+    sector's items (the department verifies the flags on its own items)."""
+    require_perm(user, Perm.FLAG_READ)
+    condition = within(Flag.region_code, user.region_code)
+    sector = user_sector(session, user)
+    if sector is not None:  # the items' sector, as interception.service.visible_flags (flags copy the item)
+        condition = condition & Flag.item_code.in_(sector_items(sector))
+    return condition
+
+
+def drill_region(user: User, region: str | None) -> str:
+    """The 12-digit code of the region to break down: the user's own, or one inside it (403 outside)."""
+    if not region or not region.strip():
+        return pad_code(user.region_code)
+    try:
+        code = pad_code(region)
+    except ValueError as e:
+        raise Invalid(str(e)) from None
+    require_region(user.region_code, code)
+    return code
+
+
+def _group_length(code: str) -> int:
+    """Digits that name the regions one level below `code` (a village groups by itself). A province or
+    city groups by county, the level statistics are read at by default."""
+    child = child_prefix_length(code) or 12
+    return max(child, PREFIX_LENGTHS[2])
+
+
+def _month(session: Session, column: Any) -> ColumnElement[str]:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(column, "YYYY-MM")
+    return func.substr(cast(column, String), 1, 7)  # SQLite stores '2026-11-30 09:00:00.000000'
+
+
+# ---------------------------------------------------------------- the statistics
+
+
+def _tallies():
+    """The aggregate columns of a StatRow, in field order after key and name."""
+    def on(status: FlagStatus, value: Any) -> Any:
+        return func.coalesce(func.sum(case((Flag.status == status.value, value), else_=0)), 0)
+
+    return (func.count(Flag.id), func.coalesce(func.sum(Flag.amount_fen), 0), func.count(distinct(Flag.application_id)),
+            on(FlagStatus.OPEN, 1), on(FlagStatus.OPEN, Flag.amount_fen),
+            on(FlagStatus.CONFIRMED, 1), on(FlagStatus.CONFIRMED, Flag.amount_fen),
+            on(FlagStatus.CLEARED, 1), on(FlagStatus.CLEARED, Flag.amount_fen))
+
+
+def _row(key: str, name: str, values: Any) -> StatRow:
+    n = [int(v or 0) for v in values]
+    return StatRow(key, name, *n)
+
+
+def _grouped(session: Session, key: Any, condition: ColumnElement[bool]) -> list[StatRow]:
+    rows = session.execute(select(key, *_tallies()).where(condition).group_by(key)).all()
+    return [_row(r[0], "", r[1:]) for r in rows]
+
+
+def flag_stats(session: Session, user: User, *, date_from: date | None = None, date_to: date | None = None,
+               region: str | None = None) -> FlagStats:
+    """The interception statistics the user may see, for flags raised from `date_from` to `date_to`
+    (inclusive, either open-ended) in `region` (a region inside the user's; default the user's own)."""
+    if date_from and date_to and date_from > date_to:
+        raise Invalid("开始日期不能晚于结束日期")
+    code = drill_region(user, region)
+    condition = flag_scope(session, user) & within(Flag.region_code, code)
+    if date_from:
+        condition &= Flag.raised_at >= datetime.combine(date_from, time())
+    if date_to:
+        condition &= Flag.raised_at < datetime.combine(date_to + timedelta(days=1), time())
+
+    total = _row("", "合计", session.execute(select(*_tallies()).where(condition)).one())
+    flagged = select(Flag.application_id).where(condition).distinct()
+    applications_amount = int(session.scalar(
+        select(func.coalesce(func.sum(Application.amount_fen), 0)).where(Application.id.in_(flagged))) or 0)
+
+    rule_names = dict(session.execute(select(Rule.code, Rule.name)).all())
+    by_rule = _grouped(session, Flag.rule_code, condition)
+    for r in by_rule:
+        r.name = rule_names.get(r.key, r.key)
+    by_rule.sort(key=lambda r: (-r.flags, r.key))
+
+    by_item = _grouped(session, Flag.item_code, condition)
+    item_names = dict(session.execute(select(SubsidyItem.code, SubsidyItem.name).where(
+        SubsidyItem.code.in_([r.key for r in by_item]))).all()) if by_item else {}
+    for r in by_item:
+        r.name = item_names.get(r.key, r.key)
+    by_item.sort(key=lambda r: (-r.flags, r.key))
+
+    length = _group_length(code)
+    by_region = _grouped(session, func.substr(Flag.region_code, 1, length), condition)
+    for r in by_region:
+        r.key = r.key.ljust(12, "0")
+    names = region_names(session, {r.key for r in by_region} | {code})
+    for r in by_region:
+        r.name = names.get(r.key, r.key)
+    by_region.sort(key=lambda r: r.key)
+
+    by_month = _grouped(session, _month(session, Flag.raised_at), condition)
+    for r in by_month:
+        r.name = f"{r.key[:4]}年{int(r.key[5:7])}月"
+    by_month.sort(key=lambda r: r.key)
+
+    return FlagStats(region_code=code, region_name=names.get(code, code), group_length=length,
+                     date_from=date_from, date_to=date_to, total=total,
+                     applications_amount_fen=applications_amount, by_rule=by_rule, by_item=by_item,
+                     by_region=by_region, by_month=by_month)
+
+
+# ---------------------------------------------------------------- Excel
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MONEY = "#,##0.00"
+HEADERS = ("拦截记录（条）", "涉及申请（件）", "涉及金额（元）", "待核实（条）", "待核实金额（元）",
+           "核实属实（条）", "属实金额（元）", "核实排除（条）", "排除金额（元）", "准确率")
+MONEY_COLUMNS = (5, 7, 9, 11)  # 1-based, after the key and name columns
+
+
+def yuan(fen: int) -> Decimal:
+    """Fen to yuan, exactly (Excel shows two decimals)."""
+    return Decimal(fen) / 100
+
+
+def _line(r: StatRow) -> list[Any]:
+    return [r.flags, r.applications, yuan(r.amount_fen), r.open, yuan(r.open_fen), r.confirmed,
+            yuan(r.confirmed_fen), r.cleared, yuan(r.cleared_fen), r.precision]
+
+
+def _scope_text(stats: FlagStats) -> str:
+    start = stats.date_from.isoformat() if stats.date_from else "最早"
+    end = stats.date_to.isoformat() if stats.date_to else "至今"
+    return f"{stats.region_name}，存疑信息产生时间 {start} 至 {end}"
+
+
+def export_xlsx(stats: FlagStats) -> bytes:
+    """The statistics as a workbook: a summary sheet and one sheet per breakdown, amounts in yuan as
+    numbers (two decimals), a totals row at the foot of each breakdown."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    summary = book.active
+    summary.title = "汇总"
+    summary.append(["存疑信息拦截统计"])
+    summary["A1"].font = Font(bold=True, size=14)
+    summary.append(["统计范围", _scope_text(stats)])
+    t = stats.total
+    facts: list[tuple[str, Any, str | None]] = [
+        ("拦截记录（条）", t.flags, None), ("涉及申请（件）", t.applications, None),
+        ("涉及金额（元）", yuan(t.amount_fen), MONEY),
+        ("涉及申请金额（元）", yuan(stats.applications_amount_fen), MONEY),
+        ("待核实（条）", t.open, None), ("核实属实（条）", t.confirmed, None),
+        ("属实金额（元）", yuan(t.confirmed_fen), MONEY), ("核实排除（条）", t.cleared, None),
+        ("准确率", t.precision, "0.0%")]
+    for label, value, fmt in facts:
+        summary.append([label, value])
+        if fmt:
+            summary.cell(row=summary.max_row, column=2).number_format = fmt
+    summary.append([])
+    summary.append(["口径", "拦截记录按规则命中计，一件申请被多条规则命中计多条；各表记录数、金额合计相等。"
+                            "涉及申请为去重后的申请件数，按规则、按月份各行相加可能大于合计。准确率＝属实÷（属实＋排除）。"])
+    summary.column_dimensions["A"].width = 20
+    summary.column_dimensions["B"].width = 60
+
+    for title, key_header, rows in stats.breakdowns:
+        sheet = book.create_sheet(title)
+        sheet.append([key_header, "名称", *HEADERS])
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for r in rows:
+            sheet.append([r.key, r.name, *_line(r)])
+        sheet.append(["合计", "", *_line(t)])
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
+        for row in sheet.iter_rows(min_row=2):
+            for column in MONEY_COLUMNS:
+                row[column - 1].number_format = MONEY
+            row[len(HEADERS) + 1].number_format = "0.0%"
+        for column, width in zip("ABCDEFGHIJKL", (14, 36, 14, 14, 16, 12, 16, 14, 16, 14, 16, 10), strict=True):
+            sheet.column_dimensions[column].width = width
+    out = BytesIO()
+    book.save(out)
+    return out.getvalue()
