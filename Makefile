@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox clean
+.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox bench-rules clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -42,6 +42,12 @@ bench-lists: install
 
 bench-inbox: install
 	$(BIN)/python benchmarks/inbox.py $(if $(BENCH_DB),--database $(BENCH_DB))
+
+# All interception rules over a city already built with its shared data (ykt synth), against the same rules
+# checked one application at a time in plain Python on a sample; the flags recorded are rolled back:
+# YKT_DATABASE_URL=sqlite:////tmp/s1.db YKT_DATA_DIR=/tmp/s1data make bench-rules
+bench-rules: install
+	$(BIN)/python benchmarks/interception.py --sample 20000
 
 clean:
 	rm -rf data .pytest_cache

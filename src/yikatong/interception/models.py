@@ -119,6 +119,8 @@ class Flag(Base):
 
     __table_args__ = (
         UniqueConstraint("application_id", "rule_code", "evidence_key"),
+        # counting an application's open flags (open_flags); SQLite would otherwise pick the status index
+        Index("ix_flags_application_status", "application_id", "status"),
         Index("ix_flags_status_region", "status", "region_code"),
         Index("ix_flags_rule", "rule_code", "status"),
     )

@@ -125,6 +125,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('application_id', 'rule_code', 'evidence_key', name=op.f('uq_flags_application_id_rule_code_evidence_key'))
     )
     with op.batch_alter_table('flags', schema=None) as batch_op:
+        batch_op.create_index('ix_flags_application_status', ['application_id', 'status'], unique=False)
         batch_op.create_index('ix_flags_rule', ['rule_code', 'status'], unique=False)
         batch_op.create_index('ix_flags_status_region', ['status', 'region_code'], unique=False)
 
@@ -174,6 +175,7 @@ def downgrade() -> None:
     with op.batch_alter_table('flags', schema=None) as batch_op:
         batch_op.drop_index('ix_flags_status_region')
         batch_op.drop_index('ix_flags_rule')
+        batch_op.drop_index('ix_flags_application_status')
 
     op.drop_table('flags')
     with op.batch_alter_table('shared_snapshots', schema=None) as batch_op:
