@@ -3,7 +3,7 @@
 Rules see a columnar snapshot: the live applications and the registry and catalogue rows they need,
 exported from the transactional database, and the current snapshot of every shared data set. This
 one list is what the snapshot builder exports, what the rule validator allows, and what
-docs/data-formats.md ("Tables for rules") documents.
+docs/rules.md documents.
 """
 
 from __future__ import annotations
