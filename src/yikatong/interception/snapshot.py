@@ -94,8 +94,10 @@ def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
     settings = get_settings()
     spill = settings.data_dir / "duckdb-tmp"
     spill.mkdir(parents=True, exist_ok=True)
+    # No replacement scans: a name in a rule's FROM must be a table of the snapshot, never a Python
+    # variable that happens to have that name (the rule validator refuses such names too).
     config: dict[str, Any] = {"memory_limit": os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),
-                              "temp_directory": str(spill)}
+                              "temp_directory": str(spill), "python_enable_replacements": False}
     if threads:
         config["threads"] = threads
     return duckdb.connect(":memory:", config=config)
