@@ -34,9 +34,9 @@ POOL = {"village_clerk": (240, 60), "village_clerk2": (40, 10)}  # persons, of w
 def claimant_pool(city) -> dict[str, list[tuple[int, bool]]]:
     """Fresh persons in the two demo villages, committed once before any test writes, so tests never
     run a small village out of people without a live claim, and a live test server sees them too."""
+    from yikatong.catalog.models import Bank
     from yikatong.core.idnumber import make_id_number
     from yikatong.core.protect import protect
-    from yikatong.catalog.models import Bank
     from yikatong.registry.models import Card, CardStatus, Household, Person
     from yikatong.security.models import User
 
