@@ -43,10 +43,12 @@ def demo(city, db) -> dict[str, User]:
 
 
 def claimants(db, region: str, item: str, period: str, n: int, skip: int = 0) -> list[tuple[str, str, int]]:
-    """(clear ID number, name, person id) of n persons of `region` without a live claim for item and period."""
+    """(clear ID number, name, person id) of n persons of `region` without a live claim for item and period,
+    with an active card (a claim with no card to pay into is flagged by the CARD_NOT_ACTIVE rule)."""
     busy = select(Application.person_id).where(Application.item_code == item, Application.period == period,
                                                Application.status.in_(LIVE_STATUSES))
-    persons = db.scalars(select(Person).where(within(Person.region_code, region), Person.id.not_in(busy))
+    persons = db.scalars(select(Person).where(within(Person.region_code, region), Person.id.not_in(busy),
+                                              Person.has_active_card.is_(True))
                          .order_by(Person.id).offset(skip).limit(n)).all()
     assert len(persons) == n, "the test city ran out of claimants"
     return [(reveal(crypto.ID_NUMBER, p.id_number_enc), p.name, p.id) for p in persons]

@@ -123,16 +123,23 @@ def _print_report(out, report) -> None:
         if report.dry_run:
             out.print("试运行（--dry-run）：全部数据校验通过，未写入数据库。")
         return
-    table = Table(title=f"{report.kind_label}导入失败：{report.filename} "
-                        f"共 {report.error_count:,} 处错误，未导入任何数据")
+    print_errors(out, f"{report.kind_label}导入失败：{report.filename}", report.errors, report.error_count)
+
+
+def print_errors(out, title: str, errors, error_count: int) -> None:
+    """The refused file's errors as a table (row, column, value, reason), at most SHOWN_ERRORS of them.
+    `errors` are objects with row, column, value and reason (imports and shared data sets alike)."""
+    from rich.table import Table
+
+    table = Table(title=f"{title} 共 {error_count:,} 处错误，未导入任何数据")
     table.add_column("行号", justify="right")
     table.add_column("列名")
     table.add_column("值")
     table.add_column("原因")
-    for e in report.errors[:SHOWN_ERRORS]:
+    for e in errors[:SHOWN_ERRORS]:
         table.add_row("" if e.row is None else str(e.row), e.column, e.value, e.reason)
     out.print(table)
-    if report.error_count > SHOWN_ERRORS:
+    if error_count > SHOWN_ERRORS:
         out.print(f"仅显示前 {SHOWN_ERRORS} 处错误；用 --report 文件.csv 导出错误清单（最多1000条）。")
     out.print("请修改文件后重新导入。")
 

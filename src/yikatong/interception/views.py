@@ -31,7 +31,7 @@ from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
 from yikatong.security.scope import pad_code, parent_of, require_region, within
-from yikatong.web.deps import DbSession, client_ip, get_clock, require
+from yikatong.web.deps import DbSession, client_ip, get_clock, optional_date, require
 from yikatong.web.templating import templates
 from yikatong.workflow.models import Application
 
@@ -426,19 +426,9 @@ def flag_document(flag_id: int, request: Request, db: Session = DbSession, clock
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}"})
 
 
-def _parse_date(text: str, label: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"{label}格式应为 2026-12-31") from None
-
-
 def _stats(db: Session, user: User, date_from: str, date_to: str, region: str) -> stats.FlagStats:
-    return stats.flag_stats(db, user, date_from=_parse_date(date_from, "开始日期"),
-                            date_to=_parse_date(date_to, "结束日期"), region=region or None)
+    return stats.flag_stats(db, user, date_from=optional_date(date_from, "开始日期"),
+                            date_to=optional_date(date_to, "结束日期"), region=region or None)
 
 
 def _chart_data(s: stats.FlagStats) -> dict[str, Any]:

@@ -12,7 +12,6 @@ import typer
 
 from yikatong.sharing.datasets import DATASETS
 
-SHOWN_ERRORS = 200
 STAGES = {"读取": "读取文件", "校验": "逐行校验", "写入": "写入快照"}
 
 
@@ -102,18 +101,9 @@ def _print_outcome(out, outcome) -> None:
         else:
             out.print(f"注意：{snap.agency}已有数据截止日期更晚的交付，快照 {snap.id} 已保存但不在用。")
         return
-    table = Table(title=f"{outcome.dataset_label}导入失败：{outcome.filename} "
-                        f"共 {outcome.error_count:,} 处错误，未导入任何数据")
-    table.add_column("行号", justify="right")
-    table.add_column("列名")
-    table.add_column("值")
-    table.add_column("原因")
-    for e in outcome.errors[:SHOWN_ERRORS]:
-        table.add_row("" if e.row is None else str(e.row), e.column, e.value, e.reason)
-    out.print(table)
-    if outcome.error_count > SHOWN_ERRORS:
-        out.print(f"仅显示前 {SHOWN_ERRORS} 处错误；用 --report 文件.csv 导出错误清单（最多1000条）。")
-    out.print("请修改文件后重新导入。")
+    from yikatong.imports.commands import print_errors
+
+    print_errors(out, f"{outcome.dataset_label}导入失败：{outcome.filename}", outcome.errors, outcome.error_count)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import transaction
-from yikatong.core.errors import AuthRequired
+from yikatong.core.errors import AuthRequired, Invalid
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
 from yikatong.security.service import user_for_token
@@ -74,3 +75,14 @@ def require(perm: Perm):
         return user
 
     return dependency
+
+
+def optional_date(text: str | None, label: str) -> date | None:
+    """A date typed into a filter form (2026-12-31), or None when left empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"{label}格式应为 2026-12-31") from None

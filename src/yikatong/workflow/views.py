@@ -29,7 +29,7 @@ from yikatong.registry.models import Person, Region, RegionLevel
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, pad_code, within
-from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
+from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, optional_date, require
 from yikatong.web.templating import templates
 from yikatong.workflow import documents, export, publicity, schemas, service
 from yikatong.workflow import road as roads
@@ -70,16 +70,6 @@ def _today(clock: Clock) -> date:
     return clock.now().date()
 
 
-def _parse_date(text: str, label: str) -> date | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise Invalid(f"{label}格式应为 2026-12-31") from None
-
-
 def _inbox_filter(item: str = "", village: str = "", due_before: str | date | None = None, overdue: bool = False,
                   returned: bool = False) -> service.InboxFilter:
     if village:
@@ -88,7 +78,7 @@ def _inbox_filter(item: str = "", village: str = "", due_before: str | date | No
         except ValueError as e:
             raise Invalid(str(e)) from None
     if isinstance(due_before, str):
-        due_before = _parse_date(due_before, "办理期限")
+        due_before = optional_date(due_before, "办理期限")
     return service.InboxFilter(item_code=item or None, village=village or None, due_before=due_before,
                                overdue=overdue, returned=returned)
 
