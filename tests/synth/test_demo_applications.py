@@ -160,7 +160,7 @@ def _build(tmp_path: Path, name: str, today: date) -> Engine:
     url = f"sqlite:///{tmp_path / name}"
     upgrade(url)
     engine = make_engine(url)
-    build_city(engine, TINY, 4, today=today)
+    build_city(engine, TINY, 4, today=today, claims=False, shared_data=False)  # the demo stories alone
     return engine
 
 

@@ -335,8 +335,10 @@ class _Generator:
 
     # .. people
     def candidates(self, village: str, limit: int | None = None, offset: int = 0) -> list[Candidate]:
+        """Residents with an active card: subsidies are paid to the card only, so a claim of someone
+        without one would be flagged by the interception rules (CARD_NOT_ACTIVE)."""
         q = (select(Person.id, Person.name, Person.birth_date, Person.gender, Person.relation, Person.is_beneficiary)
-             .where(Person.region_code == village).order_by(Person.id))
+             .where(Person.region_code == village, Person.has_active_card).order_by(Person.id))
         if limit is not None:
             q = q.offset(offset).limit(limit)
         return [Candidate(r.id, r.name, age_at_reference(r.birth_date), r.gender == "男", r.relation == "户主",

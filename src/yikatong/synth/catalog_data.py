@@ -155,6 +155,85 @@ def catalogue_rows() -> tuple[list[dict], list[dict]]:
             department_code=department_code(CITY_CODE, row["行业"]), basis=Basis(row["发放依据"]).value,
             standard_fen=parse_yuan(row["标准（元）"]), frequency=Frequency(row["发放周期"]).value,
             village_publicity=_YES[row["村级公示"]], means_tested=_YES[row["家庭经济状况核查"]],
-            description=row["说明"],
+            min_age=None, max_age=None, description=row["说明"],
         ))
+    by_name = {item["name"]: item for item in items}
+    for name, (lo, hi) in AGE_LIMITS.items():
+        by_name[name].update(min_age=lo, max_age=hi)  # a KeyError here: a renamed item in the CSV
     return categories, items
+
+
+# --------------------------------------------------------------------------------------------
+# Age conditions (年龄条件): whole years at the start of the claimed period, (min, max), None for
+# no limit. Only where the policy itself names an age: the elderly allowances and pensions, the
+# children's and students' items, working-age posts. Items without a limit here may be claimed at
+# any age (the demo stories and the test suite's claimants rely on that for 低保 and farmland).
+AGE_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "农村部分计划生育家庭奖励扶助": (60, None),  # parents of an only child or two daughters, from 60
+    "计划生育特别扶助（独生子女伤残）": (49, None),  # mothers past child-bearing age
+    "计划生育特别扶助（独生子女死亡）": (49, None),
+    "孤儿基本生活费": (None, 17),
+    "事实无人抚养儿童生活补贴": (None, 17),
+    "城乡居民基础养老金": (60, None),
+    "高龄津贴（80至89周岁）": (80, 89),
+    "高龄津贴（90至99周岁）": (90, 99),
+    "百岁老人长寿补助金": (100, None),
+    "经济困难老年人养老服务补贴": (60, None),
+    "失能老年人护理补贴": (60, None),
+    "孤儿助学金": (6, 22),
+    "农村留守儿童关爱补助": (None, 15),
+    "农村留守老年人关爱服务补贴": (60, None),
+    "残疾儿童康复救助": (None, 14),
+    "困难残疾人家庭子女助学补贴": (6, 22),
+    "农村孕产妇住院分娩补助": (16, 49),
+    "老年乡村医生生活补助": (60, None),
+    "退役士兵自主就业地方经济补助": (18, None),
+    "就业困难人员社会保险补贴": (16, 60),
+    "城镇公益性岗位补贴": (16, 60),
+    "城乡居民基础养老金地方加发": (60, None),
+    "被征地农民养老保障补贴": (60, None),
+    "一次性创业补贴": (18, None),
+    "返乡入乡创业补贴": (18, None),
+    "职业技能培训补贴": (16, 60),
+    "脱贫劳动力外出务工交通补贴": (16, 60),
+    "雨露计划职业教育补助": (14, 25),
+    "乡村公益性岗位补贴": (18, 65),
+    "生态护林员补助": (18, 60),
+    "学前教育家庭经济困难幼儿资助": (3, 6),
+    "家庭经济困难寄宿生生活补助": (6, 16),
+    "大学新生入学资助": (16, 25),
+    "普通高中免学杂费补助": (14, 20),
+    "乡村教师生活补助": (18, 65),
+    "金秋助学金": (16, 25),
+    "村（社区）干部报酬": (18, None),
+    "村民小组长误工补贴": (18, None),
+}
+
+# Mutually exclusive items (互斥项目): one person cannot receive both for the same time. Each pair
+# names two items paid by the same frequency. Not here on purpose: 低保 with 特困供养 itself, which
+# the demo stories (synth.applications) may give one resident of a small demo village together;
+# 特困 people are kept apart from 低保 through their care allowance instead.
+EXCLUSIONS: tuple[tuple[str, str, str], ...] = (
+    ("城乡居民最低生活保障金（城市低保）", "城乡居民最低生活保障金（农村低保）",
+     "城市低保与农村低保只能按户籍所在地享受其一"),
+    ("城乡居民最低生活保障金（城市低保）", "特困人员照料护理补贴",
+     "特困人员照料护理补贴只发给特困供养人员，特困人员不再纳入低保"),
+    ("城乡居民最低生活保障金（农村低保）", "特困人员照料护理补贴",
+     "特困人员照料护理补贴只发给特困供养人员，特困人员不再纳入低保"),
+    ("在乡复员军人定期生活补助", "带病回乡退伍军人生活补助", "同一优抚对象只能按一种身份享受定期生活补助"),
+    ("孤儿基本生活费", "事实无人抚养儿童生活补贴", "孤儿与事实无人抚养儿童的基本生活保障不能同时享受"),
+    ("城乡居民基础养老金", "被征地农民养老保障补贴", "两种基本养老保障待遇只能享受其一"),
+    ("高龄津贴（80至89周岁）", "高龄津贴（90至99周岁）", "高龄津贴按年龄段享受一档"),
+    ("高龄津贴（90至99周岁）", "百岁老人长寿补助金", "年满百岁改领长寿补助金，不再领取高龄津贴"),
+    ("城镇公益性岗位补贴", "乡村公益性岗位补贴", "同一人只能在一个公益性岗位领取岗位补贴"),
+)
+
+
+def exclusion_rows(items: list[dict]) -> list[dict]:
+    """item_exclusions rows, each pair once with item_code < other_code."""
+    codes = {item["name"]: item["code"] for item in items}
+    rows = []
+    for first, second, reason in EXCLUSIONS:
+        a, b = sorted((codes[first], codes[second]))
+        rows.append(dict(item_code=a, other_code=b, reason=reason))
+    return rows

@@ -4,7 +4,11 @@ Regions, departments, banks, treasury accounts and the catalogue first; then the
 township at a time (generated in worker processes at large scales, written here in the order of the
 township codes, so ids and contents do not depend on the number of workers); then the proxy-holding
 cases with their documents, the demo users, and the demo applications (synth.applications: dated
-from the demo day, `today`, everything else from the seed).
+from the demo day, `today`, everything else from the seed). Then, unless switched off, the city's
+workload for the interception rules: the bulk claims (synth.claims, about 1.9 per resident), the
+eleven shared data sets (synth.shared, consistent with the people: clean by themselves), the planted
+anomalies of every rule at known rates (synth.anomalies, listed in YKT_DATA_DIR/synth/planted.csv)
+and a city run of the rules, which flags them.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import itertools
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,8 +30,10 @@ from yikatong.core.errors import Conflict
 from yikatong.registry.models import Person, Region
 from yikatong.security import audit
 from yikatong.security.scope import subtree_bounds
-from yikatong.synth import catalog_data, proxies
+from yikatong.synth import anomalies as planting
+from yikatong.synth import catalog_data, proxies, shared
 from yikatong.synth.applications import create_demo_applications
+from yikatong.synth.claims import write_claims
 from yikatong.synth.loader import Loader
 from yikatong.synth.people import (
     CARD_COLUMNS,
@@ -76,6 +82,14 @@ class CityReport:
     applications_by_status: dict[str, int] | None = None
     demo_day: date | None = None  # the day the applications are dated from
     application_ids: tuple[int, int] | None = None  # first and last id of the demo applications
+    claims: int = 0  # bulk claims (synth.claims)
+    claims_by_status: dict[str, int] | None = None
+    claim_ids: tuple[int, int] | None = None
+    shared_rows: dict[str, int] | None = None  # data set -> rows (synth.shared)
+    planted: dict[str, int] | None = None  # rule code -> planted anomalies (synth.anomalies)
+    expected_flags: int = 0  # (application, rule) pairs the planted anomalies must raise
+    flagged: int = 0  # flags raised by the city run at the end of the build
+    stage_seconds: dict[str, float] | None = None
 
 
 def proxy_quotas(plan: CityPlan) -> dict[str, int]:
@@ -159,11 +173,18 @@ def default_workers(population: int) -> int:
 
 
 def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | None = None,
-               *, workers: int | None = None, today: date | None = None) -> CityReport:
+               *, workers: int | None = None, today: date | None = None, claims: bool = True,
+               shared_data: bool = True, anomalies: bool = True,
+               anomaly_rates: Mapping[str, float] | None = None) -> CityReport:
     """Write a Neijiang-like city of about 3.1 million x scale residents into the database behind
     `engine` (migrated, and without any region of Sichuan yet). The same scale and seed always give
-    the same city; the demo applications' dates count back from `today` (default: the build's day)."""
+    the same city; the demo applications' dates count back from `today` (default: the build's day).
+
+    claims: the bulk claims; shared_data: the shared data sets and a city run of the rules at the
+    end; anomalies (with shared_data): plant anomalies at `anomaly_rates` (rule code -> share of the
+    live applications; default synth.anomalies.DEFAULT_RATES)."""
     started = time.perf_counter()
+    stage_seconds: dict[str, float] = {}
     progress = on_progress or (lambda stage, done, total: None)
     _ensure_room(engine)
     plan = plan_city(scale, seed)
@@ -181,6 +202,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         loader.insert_dicts("departments", departments)
         loader.insert_dicts("subsidy_categories", categories)
         loader.insert_dicts("subsidy_items", items)
+        loader.insert_dicts("item_exclusions", catalog_data.exclusion_rows(items))
         loader.commit()
         progress("行政区划与补贴目录", 1, 1)
 
@@ -236,10 +258,44 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
             demo = create_demo_applications(session, plan, demo_day, seed)
             session.commit()
         progress("演示申请", 1, 1)
+        stage_seconds["people_and_demo"] = round(time.perf_counter() - started, 2)
+
+        bulk = None
+        if claims:
+            bulk = write_claims(engine, loader, demo_day, seed, progress)
+            stage_seconds["claims"] = bulk.seconds
+
+        planted = None
+        shared_rows = None
+        if shared_data:
+            mark = time.perf_counter()
+            progress("共享数据", 0, 1)
+            ws = shared.open_workspace(engine, seed, demo_day)
+            try:
+                shared_rows = shared.generate(ws, progress)
+                stage_seconds["shared_generate"] = round(time.perf_counter() - mark, 2)
+                if anomalies:
+                    mark = time.perf_counter()
+                    planted = planting.plant(ws, loader, demo_day, anomaly_rates, progress)
+                    stage_seconds["anomalies"] = round(time.perf_counter() - mark, 2)
+                mark = time.perf_counter()
+                with Session(bind=loader.conn) as session:
+                    shared.save(session, ws, system_clock.now(), scale=scale, progress=progress)
+                    session.commit()
+                stage_seconds["shared_save"] = round(time.perf_counter() - mark, 2)
+                shared_rows = {code: ws.count(code) for code in shared_rows}
+            finally:
+                ws.close()
 
         progress("更新统计信息", 0, 1)
         loader.finish()
         progress("更新统计信息", 1, 1)
+
+        flagged = 0
+        if shared_data:
+            mark = time.perf_counter()
+            flagged = _city_run(engine, loader, progress)
+            stage_seconds["city_run"] = round(time.perf_counter() - mark, 2)
     except BaseException:
         loader.rollback_and_restore_indexes()  # a failed build must not leave the tables unindexed
         raise
@@ -253,4 +309,23 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         items=len(items), categories=len(categories), banks=len(banks), demo_logins=logins,
         seconds=round(time.perf_counter() - started, 2), applications=demo.total,
         applications_by_status=demo.by_status, demo_day=demo.demo_day, application_ids=demo.ids,
+        claims=bulk.total if bulk else 0, claims_by_status=bulk.by_status if bulk else None,
+        claim_ids=bulk.ids if bulk else None, shared_rows=shared_rows,
+        planted=planted.counts if planted else None, expected_flags=len(planted.expected) if planted else 0,
+        flagged=flagged, stage_seconds=stage_seconds,
     )
+
+
+def _city_run(engine: Engine, loader: Loader, progress: Progress) -> int:
+    """All rules over the whole city (interception.service.run_city): the planted anomalies become
+    flags. Returns the flags raised."""
+    from yikatong.interception.service import run_city
+
+    progress("全市比对", 0, 1)
+    with Session(bind=loader.conn) as session:
+        run = run_city(engine, session, system_clock.now(), progress=lambda stage, done, total: progress(
+            "全市比对", done, total) if stage.startswith("规则") else None)
+        flagged = run.new_flags
+        session.commit()
+    progress("全市比对", 1, 1)
+    return flagged

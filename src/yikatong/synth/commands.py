@@ -51,7 +51,8 @@ def empty_database(url: str) -> None:
         engine.dispose()
 
 
-def build_with_progress(scale: float, seed: int):
+def build_with_progress(scale: float, seed: int, *, claims: bool = True, shared_data: bool = True,
+                        anomalies: bool = True):
     """Migrate YKT_DATABASE_URL, build the city with a Rich progress bar, return the report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -72,7 +73,8 @@ def build_with_progress(scale: float, seed: int):
                 tasks[stage] = bar.add_task(stage, total=max(total, 1))
             bar.update(tasks[stage], completed=done, total=max(total, 1))
 
-        return build_city(engine(), scale=scale, seed=seed, on_progress=on_progress)
+        return build_city(engine(), scale=scale, seed=seed, on_progress=on_progress, claims=claims,
+                          shared_data=shared_data, anomalies=anomalies)
 
 
 def print_report(report) -> None:
@@ -93,6 +95,11 @@ def print_report(report) -> None:
         ("社保卡（含挂失、冻结、注销）", f"{report.cards:,}"),
         ("代管代持案件", f"{report.proxy_cases:,}"),
         ("演示申请（各环节、各状态）", f"{report.applications:,}（日期按 {report.demo_day} 倒推）"),
+        *([("批量申请（办理中、已通过）", f"{report.claims:,}")] if report.claims else []),
+        *([("共享数据（11个数据集）", f"{sum(report.shared_rows.values()):,} 条")] if report.shared_rows else []),
+        *([("植入的存疑样本", f"{sum(report.planted.values()):,} 个，应拦截 {report.expected_flags:,} 条"
+            f"（清单：数据目录 synth/planted.csv）")] if report.planted else []),
+        *([("全市比对拦截存疑信息", f"{report.flagged:,} 条")] if report.shared_rows is not None else []),
         ("经办部门", f"{report.departments:,}"),
         ("补贴类别 / 项目", f"{report.categories} / {report.items}"),
         ("代发银行", f"{report.banks}"),
@@ -123,9 +130,17 @@ def register(app: typer.Typer) -> None:
                                     "residents; 0.01 = about 31,000"),
         seed: int = typer.Option(1, help="Random seed: the same scale and seed always give the same city"),
         replace: bool = typer.Option(False, "--replace", help="Empty the database first (deletes ALL its data)"),
+        no_claims: bool = typer.Option(False, "--no-claims", help="Without the bulk claims (about 1.9 per "
+                                       "resident; the demo stories are always there)"),
+        no_shared_data: bool = typer.Option(False, "--no-shared-data", help="Without the 11 shared data sets, "
+                                            "the planted anomalies and the city run of the rules"),
+        no_anomalies: bool = typer.Option(False, "--no-anomalies", help="Shared data without planted anomalies "
+                                          "(clean: the city run flags nothing)"),
     ) -> None:
-        """Build a synthetic Neijiang-like city (regions, catalogue, people, cards, demo users) into the
-        database of YKT_DATABASE_URL. The database must be empty unless --replace is given."""
+        """Build a synthetic Neijiang-like city (regions, catalogue, people, cards, demo users and their
+        applications, bulk claims, shared data sets with planted anomalies, then a city run of the
+        interception rules) into the database of YKT_DATABASE_URL. The database must be empty unless
+        --replace is given. The planted anomalies are listed in YKT_DATA_DIR/synth/planted.csv."""
         from yikatong.core.errors import Conflict
         from yikatong.core.settings import get_settings, reset_settings
 
@@ -134,7 +149,8 @@ def register(app: typer.Typer) -> None:
             empty_database(url)
             reset_settings()
         try:
-            report = build_with_progress(scale, seed)
+            report = build_with_progress(scale, seed, claims=not no_claims, shared_data=not no_shared_data,
+                                         anomalies=not no_anomalies)
         except Conflict as exc:
             typer.echo(exc.message, err=True)
             raise typer.Exit(1) from None
@@ -147,6 +163,8 @@ def register(app: typer.Typer) -> None:
         host: str = typer.Option("127.0.0.1", help="Address the web server listens on"),
         port: int = typer.Option(8000, help="Port the web server listens on"),
         no_serve: bool = typer.Option(False, "--no-serve", help="Only build the demo database, do not serve it"),
+        no_shared_data: bool = typer.Option(False, "--no-shared-data", help="Without bulk claims, shared data, "
+                                            "planted anomalies and the city run (a quicker, smaller demo)"),
     ) -> None:
         """Build a fresh demo city (SQLite file data/demo.db, replaced on every run) and serve it.
 
@@ -159,7 +177,7 @@ def register(app: typer.Typer) -> None:
         reset_settings()
         empty_database(get_settings().database_url)
         reset_settings()
-        report = build_with_progress(scale, seed)
+        report = build_with_progress(scale, seed, claims=not no_shared_data, shared_data=not no_shared_data)
         print_report(report)
         if no_serve:
             return
