@@ -87,7 +87,7 @@ class Snapshot:
         self.con.close()
 
 
-def _connect(threads: int | None) -> duckdb.DuckDBPyConnection:
+def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a memory ceiling (YKT_DUCKDB_MEMORY, default 4GB; DuckDB's own default
     is 80 % of the machine, too much beside the web server and the database), spilling to
     YKT_DATA_DIR/duckdb-tmp beyond it."""
@@ -243,7 +243,7 @@ class _ChildCursor:
 def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
                   progress: Progress | None = None) -> Snapshot:
     """Export every live application and the whole registry and catalogue (committed data)."""
-    con = _connect(threads)
+    con = connect_duckdb(threads)
     snap = Snapshot(con, None)
     steps = len(EXPORTS) + len(RULE_TABLES) - len(PLATFORM_TABLES)
     with _adbc_connect(engine) as adbc_con:
@@ -283,7 +283,7 @@ def focus_snapshot(session: Session, application_ids: Sequence[int],
                    shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None) -> Snapshot:
     """The applications in `application_ids` and everything a rule may compare them with, read
     through `session` (so uncommitted claims count)."""
-    con = _connect(threads)
+    con = connect_duckdb(threads)
     snap = Snapshot(con, tuple(sorted(set(application_ids))))
     live_apps = f"SELECT * FROM ({EXPORTS['applications']}) x WHERE {_LIVE}"
     targets = _rows_in(session, live_apps, "application_id", snap.focus)

@@ -144,11 +144,10 @@ def insert_rows(ws: Workspace, table: str, rows: list[tuple]) -> None:
 
 
 def duck(threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the random and age macros."""
-    config: dict = {}
-    if threads:
-        config["threads"] = threads
-    con = duckdb.connect(":memory:", config=config)
+    """An in-memory DuckDB (with the rule engine's memory ceiling) and the random and age macros."""
+    from yikatong.interception.snapshot import connect_duckdb
+
+    con = connect_duckdb(threads)
     con.execute("SET enable_progress_bar = false").fetchall()
     for macro in _MACROS:
         con.execute(macro).fetchall()

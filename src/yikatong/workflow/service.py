@@ -368,16 +368,18 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
 
 def accept(session: Session, clerk: User, *, person_id: int, item_code: str, period: str,
            quantity: str | None = None, note: str = "", documents: Sequence[tuple[str, str]] = (),
-           now: datetime, ip: str = "") -> Application:
+           now: datetime, ip: str = "", screen: bool = True) -> Application:
     """受理: the village clerk enters one household's application. `documents` are (sha256, title)
-    of files already stored with registry.documents.store_document."""
+    of files already stored with registry.documents.store_document. The claim is screened at once
+    (`screen=False` only for the synthetic city, which runs the rules over everything at the end)."""
     require_perm(clerk, Perm.APPLICATION_ACCEPT)
     prepared = prepare_claims(session, clerk, [Claim(ref=1, person_id=person_id, item_code=item_code,
                                                      period=period, quantity=quantity, note=note.strip())],
                               Source.COUNTER, now)
     if prepared.errors:
         raise Invalid("；".join(e.reason for e in prepared.errors))
-    [app_id] = enter_claims(session, clerk, prepared, Source.COUNTER, now, source_ref=f"user:{clerk.id}")
+    [app_id] = enter_claims(session, clerk, prepared, Source.COUNTER, now, source_ref=f"user:{clerk.id}",
+                            screen=screen)
     for sha256, title in documents:
         session.add(ApplicationDocument(application_id=app_id, document_sha256=sha256, title=title[:100],
                                         added_at=now, added_by=clerk.id))
