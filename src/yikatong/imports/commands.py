@@ -98,11 +98,7 @@ def _run(kind: Kind, file: Path, encoding: str, username: str | None, dry_run: b
         raise typer.Exit(2) from None
     _print_report(out, result)
     if report_path is not None and result.errors:
-        with report_path.open("w", encoding="utf-8-sig", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["行号", "列名", "值", "原因"])
-            writer.writerows([e.row or "", e.column, e.value, e.reason] for e in result.errors)
-        out.print(f"错误清单已写入 {report_path}")
+        write_error_report(out, report_path, result.errors)
     if not result.ok:
         raise typer.Exit(1)
 
@@ -124,6 +120,15 @@ def _print_report(out, report) -> None:
             out.print("试运行（--dry-run）：全部数据校验通过，未写入数据库。")
         return
     print_errors(out, f"{report.kind_label}导入失败：{report.filename}", report.errors, report.error_count)
+
+
+def write_error_report(out, path: Path, errors) -> None:
+    """The refused file's errors as a CSV (UTF-8 with BOM, so Excel opens it) for whoever fixes the file."""
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["行号", "列名", "值", "原因"])
+        writer.writerows([e.row or "", e.column, e.value, e.reason] for e in errors)
+    out.print(f"错误清单已写入 {path}")
 
 
 def print_errors(out, title: str, errors, error_count: int) -> None:

@@ -3,7 +3,6 @@ force, show a data set's delivery history, write an empty template, describe the
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -76,11 +75,9 @@ def _import(dataset: str, file: Path, agency: str, as_of: str, encoding: str, us
         raise typer.Exit(2) from None
     _print_outcome(out, outcome)
     if report_path is not None and outcome.errors:
-        with report_path.open("w", encoding="utf-8-sig", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["行号", "列名", "值", "原因"])
-            writer.writerows([e.row or "", e.column, e.value, e.reason] for e in outcome.errors)
-        out.print(f"错误清单已写入 {report_path}")
+        from yikatong.imports.commands import write_error_report
+
+        write_error_report(out, report_path, outcome.errors)
     if not outcome.ok:
         raise typer.Exit(1)
 
