@@ -114,13 +114,11 @@ def run_city(engine: Engine, session: Session, now: datetime, actor: User | None
     sync_builtin_rules(session, now)
     pairs = list(specs) if specs is not None else active_specs(session)
     shared = current_snapshots(session)
-    run = _start_run(session, "city", now, actor, shared)
     snap = city_snapshot(engine, shared, threads=threads, progress=progress)
     try:
-        _run_and_record(session, snap, pairs, run, now, progress)
+        return _run_and_record(session, snap, pairs, "city", actor, shared, now, progress)
     finally:
         snap.close()
-    return run
 
 
 def screen(session: Session, application_ids: Sequence[int], now: datetime, actor: User | None = None,
@@ -135,13 +133,11 @@ def screen(session: Session, application_ids: Sequence[int], now: datetime, acto
         return None
     session.flush()
     shared = current_snapshots(session)
-    run = _start_run(session, scope, now, actor, shared)
     snap = focus_snapshot(session, application_ids, shared)
     try:
-        _run_and_record(session, snap, pairs, run, now, None)
+        return _run_and_record(session, snap, pairs, scope, actor, shared, now, None)
     finally:
         snap.close()
-    return run
 
 
 def _start_run(session: Session, scope: str, now: datetime, actor: User | None, shared) -> RuleRun:
@@ -153,11 +149,14 @@ def _start_run(session: Session, scope: str, now: datetime, actor: User | None, 
     return run
 
 
-def _run_and_record(session: Session, snap: Snapshot, pairs: Sequence[tuple[RuleVersion, RuleSpec]], run: RuleRun,
-                    now: datetime, progress: Progress | None) -> None:
+def _run_and_record(session: Session, snap: Snapshot, pairs: Sequence[tuple[RuleVersion, RuleSpec]], scope: str,
+                    actor: User | None, shared, now: datetime, progress: Progress | None) -> RuleRun:
     started = time.perf_counter()
     results = rule_engine.run_rules(snap, [spec for _, spec in pairs], progress)
     hits = rule_engine.combined_hits(results)
+    # the first write of the run comes only now: on SQLite a city run does not hold the database's
+    # single write lock (and keep the counters waiting) while it exports and runs the rules
+    run = _start_run(session, scope, now, actor, shared)
     run.applications = len(snap.focus) if snap.focus is not None else snap.counts.get("applications", 0)
     run.hits = hits.num_rows
     timings = {r.code: round(r.seconds, 3) for r in results}
@@ -167,6 +166,7 @@ def _run_and_record(session: Session, snap: Snapshot, pairs: Sequence[tuple[Rule
     run.timings = json.dumps({"rules": timings, "errors": errors, "total": round(time.perf_counter() - started, 3)},
                              ensure_ascii=False)
     run.finished_at = now
+    return run
 
 
 def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict[str, RuleVersion], run: RuleRun,
