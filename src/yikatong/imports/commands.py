@@ -61,12 +61,12 @@ def _make_command(kind: Kind):
 
 def _run(kind: Kind, file: Path, encoding: str, username: str | None, dry_run: bool, report_path: Path | None) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import select
 
     from yikatong.core.clock import system_clock
     from yikatong.core.db import transaction
     from yikatong.core.errors import DomainError
+    from yikatong.core.progress import progress_bar
     from yikatong.imports.service import import_file
     from yikatong.security.models import User
 
@@ -80,15 +80,7 @@ def _run(kind: Kind, file: Path, encoding: str, username: str | None, dry_run: b
                 if actor is None or not actor.active:
                     err.print(f"[red]用户不存在或已停用：{username}[/red]")
                     raise typer.Exit(2)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=err, transient=False) as progress:
-                tasks: dict[str, int] = {}
-
-                def on_progress(stage: str, done: int, total: int) -> None:
-                    if stage not in tasks:
-                        tasks[stage] = progress.add_task(STAGES.get(stage, stage), total=max(total, 1))
-                    progress.update(tasks[stage], completed=done, total=max(total, 1))
-
+            with progress_bar(STAGES) as on_progress:
                 result = import_file(session, kind.name, file, file.name, actor=actor, now=system_clock.now(),
                                      encoding=encoding, on_progress=on_progress, dry_run=dry_run)
             if dry_run:

@@ -41,23 +41,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _progress_bar():
-    """A Rich progress bar on stderr and the callback(stage, done, total) the services take."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True), transient=False)
-    tasks: dict[str, int] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        # the snapshot counts its two stages (platform tables, shared data) as one sequence of steps
-        key = "规则" if stage.startswith("规则 ") else "快照" if stage in SNAPSHOT_STAGES else stage
-        if key not in tasks:
-            tasks[key] = progress.add_task(stage, total=max(total, 1))
-        progress.update(tasks[key], completed=done, total=max(total, 1), description=stage)
-
-    return progress, on_progress
+def _bar_of(stage: str) -> str:
+    """The snapshot counts its two stages (platform tables, shared data) as one sequence of steps,
+    and the rules share one bar."""
+    return "规则" if stage.startswith("规则 ") else "快照" if stage in SNAPSHOT_STAGES else stage
 
 
 def _flag_counts(session) -> dict[str, dict[str, int]]:
@@ -255,6 +242,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.clock import system_clock
         from yikatong.core.db import engine, transaction
         from yikatong.core.errors import DomainError
+        from yikatong.core.progress import progress_bar
         from yikatong.interception import authoring
 
         out = _console()
@@ -262,8 +250,7 @@ def register(app: typer.Typer) -> None:
             with transaction() as session:
                 actor = _user(session, user, required=False)
                 v = authoring.get_version(session, code.strip(), version)
-                progress, on_progress = _progress_bar()
-                with progress:
+                with progress_bar(group=_bar_of) as on_progress:
                     result = authoring.dry_run(engine(), session, v, system_clock.now(), actor=actor,
                                                progress=on_progress)
         except DomainError as e:
@@ -339,6 +326,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.clock import system_clock
         from yikatong.core.db import engine, transaction
         from yikatong.core.errors import DomainError
+        from yikatong.core.progress import progress_bar
         from yikatong.interception import service
         from yikatong.interception.models import Flag, Rule
 
@@ -347,8 +335,7 @@ def register(app: typer.Typer) -> None:
         try:
             with transaction() as session:
                 actor = _user(session, user, required=False)
-                progress, on_progress = _progress_bar()
-                with progress:
+                with progress_bar(group=_bar_of) as on_progress:
                     result = service.run_city(engine(), session, system_clock.now(), actor=actor,
                                               progress=on_progress, threads=threads)
                 session.flush()

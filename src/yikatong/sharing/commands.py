@@ -38,12 +38,12 @@ def _parse_day(text: str) -> date:
 def _import(dataset: str, file: Path, agency: str, as_of: str, encoding: str, username: str | None,
             report_path: Path | None) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import select
 
     from yikatong.core.clock import system_clock
     from yikatong.core.db import transaction
     from yikatong.core.errors import DomainError
+    from yikatong.core.progress import progress_bar
     from yikatong.security.models import User
     from yikatong.sharing.importer import import_dataset
 
@@ -58,15 +58,7 @@ def _import(dataset: str, file: Path, agency: str, as_of: str, encoding: str, us
                 if actor is None or not actor.active:
                     err.print(f"[red]用户不存在或已停用：{username}[/red]")
                     raise typer.Exit(2)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=err, transient=False) as progress:
-                tasks: dict[str, int] = {}
-
-                def on_progress(stage: str, done: int, total: int) -> None:
-                    if stage not in tasks:
-                        tasks[stage] = progress.add_task(STAGES.get(stage, stage), total=max(total, 1))
-                    progress.update(tasks[stage], completed=done, total=max(total, 1))
-
+            with progress_bar(STAGES) as on_progress:
                 outcome = import_dataset(session, dataset, file, filename=file.name, agency=agency, as_of=day,
                                          actor=actor, now=system_clock.now(), on_progress=on_progress,
                                          encoding=encoding)

@@ -54,25 +54,16 @@ def empty_database(url: str) -> None:
 def build_with_progress(scale: float, seed: int, *, claims: bool = True, shared_data: bool = True,
                         anomalies: bool = True):
     """Migrate YKT_DATABASE_URL, build the city with a Rich progress bar, return the report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from yikatong.core.db import engine
     from yikatong.core.errors import Conflict
     from yikatong.core.migrate import upgrade
+    from yikatong.core.progress import progress_bar
     from yikatong.synth.city import OCCUPIED, build_city, database_is_empty
 
     upgrade()
     if not database_is_empty(engine()):  # the command line never mixes the city with other data
         raise Conflict(OCCUPIED)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns) as bar:
-        tasks: dict[str, int] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=max(total, 1))
-            bar.update(tasks[stage], completed=done, total=max(total, 1))
-
+    with progress_bar(stderr=False) as on_progress:
         return build_city(engine(), scale=scale, seed=seed, on_progress=on_progress, claims=claims,
                           shared_data=shared_data, anomalies=anomalies)
 
