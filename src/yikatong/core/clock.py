@@ -1,8 +1,15 @@
-"""Time comes from a clock object so tests can move it by days without sleeping."""
+"""Time comes from a clock object so tests can move it by days without sleeping.
+
+Instants are UTC. Every calendar date people reason with (deadlines, publicity windows, application
+numbers, "today") is the date in Beijing (Asia/Shanghai, UTC+8): between 00:00 and 08:00 Beijing time
+the UTC date is still yesterday, so `now.date()` is never the answer — use `beijing_date(now)`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
@@ -22,6 +29,26 @@ class FixedClock(Clock):
     def advance(self, **kwargs: float) -> datetime:
         self._now += timedelta(**kwargs)
         return self._now
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC (how the database keeps instants)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def beijing_time(moment: datetime) -> datetime:
+    """The same instant on Beijing's wall clock (aware, Asia/Shanghai): what a person is shown."""
+    return as_utc(moment).astimezone(BEIJING)
+
+
+def beijing_date(moment: datetime) -> date:
+    """The calendar date in Beijing at `moment`."""
+    return beijing_time(moment).date()
+
+
+def beijing_noon(day: date) -> datetime:
+    """Noon of a Beijing calendar day as a naive UTC instant (04:00 UTC): handy for tests and seeds."""
+    return datetime(day.year, day.month, day.day, 12, tzinfo=BEIJING).astimezone(UTC).replace(tzinfo=None)
 
 
 system_clock = Clock()
