@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select, update
@@ -17,13 +17,13 @@ from yikatong.security.models import User
 from yikatong.workflow import service
 from yikatong.workflow.models import LIVE_STATUSES, Application, Status
 
-MONDAY = datetime(2026, 11, 30, 9, 0)
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 DEMO_CLERKS = ("village_clerk", "village_clerk2")  # their villages hold the demo stories: left alone
 FRIDAY, NEXT_TUESDAY = date(2026, 12, 4), date(2026, 12, 8)  # reminder day and first overdue day of 村评
 
 
 def at(day: date, hour: int = 8) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, 0)
+    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from yikatong.core.clock import FixedClock
 from yikatong.core.db import new_session
 
 # A Monday, so tests can count working days across the weekend that follows.
-MONDAY = datetime(2026, 11, 30, 9, 0)
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
-from yikatong.core.clock import FixedClock
+from yikatong.core.clock import FixedClock, beijing_at
 from yikatong.core.protect import protect
 from yikatong.notify.models import OutboxMessage, OutboxStatus
 from yikatong.registry.models import Person, Region
@@ -34,7 +34,8 @@ NEXT_MONDAY, NEXT_TUESDAY = date(2026, 12, 7), date(2026, 12, 8)
 
 
 def at(day: date, hour: int = 8) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, 0)
+    """`hour` o'clock in Beijing on `day`."""
+    return beijing_at(day, time(hour))
 
 
 def make_user(db, role: str, region: str, name: str, *, leader: bool = False, openid: str | None = None,

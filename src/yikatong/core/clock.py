@@ -1,12 +1,13 @@
 """Time comes from a clock object so tests can move it by days without sleeping.
 
-Instants are UTC. Every calendar date people reason with (deadlines, publicity windows, application
+Instants are aware UTC datetimes in memory (the database keeps them as naive UTC, see
+core.db.UTCDateTime). Every calendar date people reason with (deadlines, publicity windows, application
 numbers, "today") is the date in Beijing (Asia/Shanghai, UTC+8): between 00:00 and 08:00 Beijing time
 the UTC date is still yesterday, so `now.date()` is never the answer — use `beijing_date(now)`."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -14,14 +15,14 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 class Clock:
     def now(self) -> datetime:
-        return datetime.now(UTC).replace(tzinfo=None)
+        return datetime.now(UTC)
 
 
 class FixedClock(Clock):
-    """A clock that stands still until told to move (tests)."""
+    """A clock that stands still until told to move (tests). A naive start is taken to be UTC."""
 
     def __init__(self, start: datetime):
-        self._now = start
+        self._now = as_utc(start)
 
     def now(self) -> datetime:
         return self._now
@@ -41,14 +42,25 @@ def beijing_time(moment: datetime) -> datetime:
     return as_utc(moment).astimezone(BEIJING)
 
 
+def format_beijing(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """An instant as a person reads it: Beijing wall-clock time ("" for none). Pages (the `bj`
+    filter), exports, messages and the CLI all show times this way."""
+    return "" if moment is None else beijing_time(moment).strftime(fmt)
+
+
 def beijing_date(moment: datetime) -> date:
     """The calendar date in Beijing at `moment`."""
     return beijing_time(moment).date()
 
 
 def beijing_noon(day: date) -> datetime:
-    """Noon of a Beijing calendar day as a naive UTC instant (04:00 UTC): handy for tests and seeds."""
-    return datetime(day.year, day.month, day.day, 12, tzinfo=BEIJING).astimezone(UTC).replace(tzinfo=None)
+    """Noon of a Beijing calendar day (04:00 UTC): handy for tests and seeds."""
+    return beijing_at(day, time(12))
+
+
+def beijing_at(day: date, wall: time) -> datetime:
+    """The instant (aware UTC) when Beijing's wall clock shows `wall` on `day`."""
+    return datetime.combine(day, wall, tzinfo=BEIJING).astimezone(UTC)
 
 
 system_clock = Clock()

@@ -8,11 +8,12 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event, insert
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from yikatong.core.clock import as_utc
 from yikatong.core.settings import get_settings
 
 # Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
@@ -25,9 +26,29 @@ NAMING = {
 }
 
 
+class UTCDateTime(TypeDecorator):
+    """An instant: stored as naive UTC (`timestamp without time zone` on PostgreSQL, text on SQLite,
+    as before), read back as an aware UTC datetime, so Python never compares naive with aware. A
+    naive value written is taken to be UTC; an aware one in any zone is converted."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else naive_utc(value)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """How the database keeps an instant: naive UTC (for COPY and raw SQL, which bypass UTCDateTime)."""
+    return as_utc(moment).replace(tzinfo=None)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: DateTime()}
+    type_annotation_map = {datetime: UTCDateTime()}
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -155,7 +176,8 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
         with driver.cursor() as cursor, cursor.copy(
                 f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([row[c] for c in columns])
+                # COPY bypasses UTCDateTime: instants go in as naive UTC like every other write
+                copy.write_row([naive_utc(v) if isinstance(v, datetime) else v for v in (row[c] for c in columns)])
     except psycopg.errors.IntegrityError as e:
         # as SQLAlchemy would raise it, so callers see one kind of constraint error on both engines
         raise IntegrityError(f"COPY {table.name}", None, e) from e

@@ -17,6 +17,7 @@ from sqlalchemy import insert, text, update
 
 from yikatong.catalog.models import Bank, Department, SubsidyCategory, SubsidyItem
 from yikatong.core import crypto
+from yikatong.core.clock import beijing_date
 from yikatong.core.protect import protect, search_hash
 from yikatong.imports.batch import LEVEL_ZH, Batch, Plan, Progress, Row, write_in_chunks
 from yikatong.imports.claims import plan_applications
@@ -323,7 +324,7 @@ def plan_cards(b: Batch) -> Plan:
     cards_of_persons = b.fetch([Card.card_number, Card.person_id, Card.status], Card.person_id, person_ids)
     others = {r.person_id for r in existing.values()} | {r.person_id for v in by_account.values() for r in v}
     masked = {r.id: r.id_number_masked for r in b.fetch([Person.id, Person.id_number_masked], Person.id, others)}
-    today = b.now.date()
+    today = beijing_date(b.now)
 
     planned: list[tuple[Row, Any, dict[str, Any], Any]] = []  # row, person, new values, old card
     for row in b.rows:

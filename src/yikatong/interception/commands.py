@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from yikatong.core.clock import format_beijing
+
 SNAPSHOT_STAGES = ("导出平台数据", "挂载共享数据")
 
 
@@ -144,13 +146,13 @@ def register(app: typer.Typer) -> None:
                           f"{'正在运行' if running else '未运行'}）")
                 out.print(f"严重程度：{v.severity}    适用项目：{ItemScope.parse(v.items).label()}    "
                           f"读取数据：{v.datasets or '仅平台数据'}")
-                out.print(f"作者：{v.author_name}    保存时间：{v.created_at:%Y-%m-%d %H:%M}")
+                out.print(f"作者：{v.author_name}    保存时间：{format_beijing(v.created_at)}")
                 out.print(f"说明：{v.explanation}")
                 params = authoring.params_of(v)
                 if params:
                     out.print("参数：" + "，".join(f"${k} = {val}" for k, val in params.items()))
                 if v.dry_run_at:
-                    out.print(f"试运行：{v.dry_run_at:%Y-%m-%d %H:%M}，命中 {v.dry_run_hits:,} 笔，"
+                    out.print(f"试运行：{format_beijing(v.dry_run_at)}，命中 {v.dry_run_hits:,} 笔，"
                               f"涉及金额 {format_fen(v.dry_run_amount_fen or 0)} 元")
                 else:
                     out.print("试运行：尚未试运行")
@@ -159,9 +161,9 @@ def register(app: typer.Typer) -> None:
                 for header in ("版本", "作者", "保存时间", "试运行命中", "启用时间", ""):
                     table.add_column(header)
                 for x in rule.versions:
-                    table.add_row(f"第{x.version}版", x.author_name, f"{x.created_at:%Y-%m-%d %H:%M}",
+                    table.add_row(f"第{x.version}版", x.author_name, format_beijing(x.created_at),
                                   "" if x.dry_run_hits is None else f"{x.dry_run_hits:,}",
-                                  f"{x.activated_at:%Y-%m-%d %H:%M}" if x.activated_at else "",
+                                  format_beijing(x.activated_at),
                                   "运行中" if rule.active and rule.active_version == x.version else "")
                 out.print(table)
         except DomainError as e:

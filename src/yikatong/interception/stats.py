@@ -20,15 +20,16 @@ items."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from io import BytesIO
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, cast, distinct, func, select
+from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.clock import beijing_at
 from yikatong.core.errors import Invalid
 from yikatong.interception.models import Flag, FlagStatus, Rule
 from yikatong.registry.service import region_names
@@ -133,9 +134,10 @@ def _group_length(code: str) -> int:
 
 
 def _month(session: Session, column: Any) -> ColumnElement[str]:
+    """The Beijing month of a stored (naive UTC) instant: Beijing is UTC+8 all year (no summer time)."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(column, "YYYY-MM")
-    return func.substr(cast(column, String), 1, 7)  # SQLite stores '2026-11-30 09:00:00.000000'
+        return func.to_char(column + timedelta(hours=8), "YYYY-MM")
+    return func.substr(func.datetime(column, "+8 hours"), 1, 7)  # SQLite stores '2026-11-30 09:00:00.000000'
 
 
 # ---------------------------------------------------------------- the statistics
@@ -171,9 +173,9 @@ def flag_stats(session: Session, user: User, *, date_from: date | None = None, d
     code = drill_region(user, region)
     condition = flag_scope(session, user) & within(Flag.region_code, code)
     if date_from:
-        condition &= Flag.raised_at >= datetime.combine(date_from, time())
+        condition &= Flag.raised_at >= beijing_at(date_from, time())  # Beijing days
     if date_to:
-        condition &= Flag.raised_at < datetime.combine(date_to + timedelta(days=1), time())
+        condition &= Flag.raised_at < beijing_at(date_to + timedelta(days=1), time())
 
     total = _row("", "合计", session.execute(select(*_tallies()).where(condition)).one())
     flagged = select(Flag.application_id).where(condition).distinct()

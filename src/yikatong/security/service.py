@@ -11,6 +11,7 @@ from argon2.exceptions import VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yikatong.core.clock import format_beijing
 from yikatong.core.errors import AuthRequired, Conflict, Invalid
 from yikatong.core.settings import get_settings
 from yikatong.registry.models import Region
@@ -90,7 +91,7 @@ def login(session: Session, username: str, password: str, now: datetime, ip: str
     if not user.active:
         raise AuthRequired("账号已停用")
     if user.locked_until and user.locked_until > now:
-        raise AuthRequired(f"登录失败次数过多，账号已锁定至 {user.locked_until:%H:%M}")
+        raise AuthRequired(f"登录失败次数过多，账号已锁定至 {format_beijing(user.locked_until, '%H:%M')}")
     try:
         _hasher.verify(user.password_hash, password)
     except VerificationError:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from yikatong.core.clock import format_beijing
 from yikatong.sharing.datasets import DATASETS
 
 STAGES = {"读取": "读取文件", "校验": "逐行校验", "写入": "写入快照"}
@@ -185,7 +186,7 @@ def register(app: typer.Typer) -> None:
             table.add_column(header)
         for snap in view.history:
             table.add_row(str(snap.id), snap.agency, f"{snap.as_of:%Y-%m-%d}", snap.filename, snap.file_format,
-                          f"{snap.rows:,}", f"{snap.imported_at:%Y-%m-%d %H:%M}", snap.importer_name,
+                          f"{snap.rows:,}", format_beijing(snap.imported_at), snap.importer_name,
                           "在用" if view.in_force(snap) else "已被取代")
         Console().print(table)
         if not view.history:

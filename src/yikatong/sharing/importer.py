@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yikatong.core import crypto
+from yikatong.core.clock import beijing_date
 from yikatong.core.errors import Invalid, NotFound
 from yikatong.core.idnumber import normalize, parse_id_number
 from yikatong.core.masking import mask_id_number, mask_name
@@ -116,7 +117,7 @@ def import_dataset(
         raise Invalid("请填写提供数据的单位")
     if len(agency) > 60:
         raise Invalid("提供单位名称不能超过60个字符")
-    if as_of > now.date():
+    if as_of > beijing_date(now):
         raise Invalid(f"数据截止日期（{as_of:%Y-%m-%d}）不能晚于今天")
     progress: Progress = on_progress or (lambda stage, done, total: None)
     data = _load(source)

@@ -41,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.clock import beijing_at, beijing_date
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person
 from yikatong.security.models import User
@@ -64,7 +65,7 @@ TEST_ITEMS = frozenset({"ZS007", "ZS001", "ZS014", "ZS002", "ZS017"})
 CLAIMS_PER_VILLAGE = ((0, 0.2), (1, 0.15), (2, 0.3), (3, 0.2), (4, 0.15))
 PEOPLE_PER_VILLAGE = 80  # candidates read per village for the spread
 SOURCE_REF = "synth:demo"
-WORKER_AT = time(0, 30)  # the nightly close of ended publicity windows (publicity.close_ended)
+WORKER_AT = time(0, 30)  # Beijing time: the nightly close of ended publicity windows (publicity.close_ended)
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -443,7 +444,8 @@ class _Generator:
         self.plan_story(s)
 
     def at(self, day: date, hour: int, minute: int = 0) -> datetime:
-        return datetime.combine(day, time(hour)) + timedelta(minutes=minute)
+        # the demo's people work on Beijing's clock
+        return beijing_at(day, time(hour)) + timedelta(minutes=minute)
 
     def walk(self, s: Story, target: Step, arrive: date) -> None:
         """Plan the road from the application to arriving at `target` on the working day `arrive`.
@@ -454,25 +456,25 @@ class _Generator:
         steps = s.road.steps
         index = steps.index(target)
         if index and steps[index - 1] is Step.PUBLICITY:
-            cur = datetime.combine(arrive, WORKER_AT)
+            cur = beijing_at(arrive, WORKER_AT)
         else:
             cur = self.at(arrive, 10, s.minute)
         for step in reversed(steps[:index]):
             if step is Step.PUBLICITY:
                 days = s.road.station(step).days
-                publish_at = self.at(cur.date() - timedelta(days=days), 11, 2 * s.minute + 1)
+                publish_at = self.at(beijing_date(cur) - timedelta(days=days), 11, 2 * s.minute + 1)
                 self.publish(s, publish_at)
                 # evaluated just before publishing: nothing else of the village waits in between
                 cur = publish_at - timedelta(minutes=1)
             else:
                 self.decide(s, step, cur, Action.APPROVE)
-                cur = self.at(self.back(2, cur.date()), 9, s.minute)
+                cur = self.at(self.back(2, beijing_date(cur)), 9, s.minute)
         self.accept(s, cur)
 
     def plan_publicity(self, s: Story) -> None:
         """On the village's current publicity list, which is open on the demo day."""
         published = self.current_publication()
-        self.accept(s, self.at(self.back(3, published.date()), 9, s.minute))
+        self.accept(s, self.at(self.back(3, beijing_date(published)), 9, s.minute))
         self.decide(s, Step.VILLAGE, published - timedelta(minutes=30 - s.minute % 30), Action.APPROVE)
         self.timeline.add(published, lambda: publicity.publish(self.session, s.clerk, published, village=s.village,
                                                                calendar=self.calendar),
@@ -518,7 +520,7 @@ class _Generator:
                     "本人承诺所填信息真实、完整，如有虚假愿承担相应责任。\n")
             doc = store_document(self.session, text.encode(), "申请书.txt", TEXT, at, uploaded_by=s.clerk.id)
             s.app = service.accept(self.session, s.clerk, person_id=s.person.id, item_code=s.item.code,
-                                   period=period_of(s.item.frequency, at.date()), note="本人申请",
+                                   period=period_of(s.item.frequency, beijing_date(at)), note="本人申请",
                                    documents=[(doc.sha256, "申请书")], now=at, screen=False)
             self.app_ids.append(s.app.id)
 
@@ -610,7 +612,7 @@ class _Generator:
         def run() -> None:
             prepared = service.prepare_claims(self.session, None, [
                 service.Claim(ref=n, person_id=person.id, item_code=item.code,
-                              period=period_of(item.frequency, at.date()), quantity=quantity)
+                              period=period_of(item.frequency, beijing_date(at)), quantity=quantity)
                 for n, (person, item, quantity) in enumerate(claims, start=1)], source, at, calendar=self.calendar)
             if prepared.errors:  # the generator's own mistake, never the data's
                 raise RuntimeError(f"demo claims refused: {prepared.errors[:3]}")
@@ -656,10 +658,10 @@ class _Generator:
         self.spread()
         if self.timeline.events:
             # the worker closes ended publicity windows every night, up to the demo day
-            first = min(e.at for e in self.timeline.events).date()
+            first = beijing_date(min(e.at for e in self.timeline.events))
             day = first
             while day <= self.today:
-                moment = datetime.combine(day, WORKER_AT)
+                moment = beijing_at(day, WORKER_AT)
                 self.timeline.add(moment, lambda moment=moment: publicity.close_ended(self.session, moment,
                                                                                      self.calendar))
                 day += timedelta(days=1)

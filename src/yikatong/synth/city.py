@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from yikatong.core.clock import system_clock
+from yikatong.core.clock import beijing_date, system_clock
 from yikatong.core.errors import Conflict
 from yikatong.registry.models import Person, Region
 from yikatong.security import audit
@@ -53,7 +53,7 @@ __all__ = ["DEMO_PASSWORD", "CityReport", "DemoLogin", "build_city", "proxy_quot
 Progress = Callable[[str, int, int], None]
 
 # The stamp of every generated row: fixed, so the same seed gives the same database contents.
-BUILD_STAMP = datetime(REFERENCE_DATE.year, REFERENCE_DATE.month, REFERENCE_DATE.day, 9, 0)
+BUILD_STAMP = datetime(REFERENCE_DATE.year, REFERENCE_DATE.month, REFERENCE_DATE.day, 9, 0, tzinfo=UTC)
 PROXY_CASES_AT_SCALE_1 = 500
 MIN_PROXY_CASES = 3
 # Below this many residents worker processes cost more to start than they save.
@@ -252,7 +252,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
             session.commit()
         progress("演示账号", 1, 1)
 
-        demo_day = today or system_clock.now().date()
+        demo_day = today or beijing_date(system_clock.now())
         progress("演示申请", 0, 1)
         with Session(bind=loader.conn) as session:
             demo = create_demo_applications(session, plan, demo_day, seed)

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from yikatong import models
 from yikatong.catalog.models import SubsidyItem
+from yikatong.core.db import UTCDateTime
 from yikatong.interception.snapshot import _adbc_connect
 from yikatong.synth.loader import Loader
 from yikatong.synth.regions import CITY_CODE
@@ -157,7 +158,7 @@ def _cast(column, postgres: bool) -> str:
         return f"CAST({name} AS BIGINT)"
     if isinstance(kind, Integer):
         return f"CAST({name} AS INTEGER)"
-    if isinstance(kind, DateTime):
+    if isinstance(kind, DateTime | UTCDateTime):
         return (f"CAST({name} AS TIMESTAMP)" if postgres
                 else f"strftime(CAST({name} AS TIMESTAMP), '%Y-%m-%d %H:%M:%S.%f')")
     if isinstance(kind, Date):

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from yikatong import models
+from yikatong.core.db import UTCDateTime, naive_utc
 
 COPY_TABLES = {"persons", "households", "cards"}
 SERIAL_TABLES = ("households", "persons", "cards")  # the tables written with explicit ids
@@ -36,9 +37,9 @@ class Loader:
 
     def __init__(self, engine: Engine, stamp: datetime):
         self.engine = engine
-        self.stamp = stamp  # created_at / updated_at of every generated row
+        self.stamp = naive_utc(stamp)  # created_at / updated_at of every generated row, as stored
         self.postgres = engine.dialect.name == "postgresql"
-        self._stamp_text = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+        self._stamp_text = self.stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
         self._dropped: list = []
         self.conn: Connection = engine.connect()
         if engine.dialect.name == "sqlite":
@@ -124,7 +125,7 @@ class Loader:
         table = self.table(name)
         sql = str(insert(table).compile(dialect=self.engine.dialect, column_keys=cols))
         dated = [] if dates_ready else [i for i, c in enumerate(columns)
-                                        if isinstance(table.c[c].type, (Date, DateTime))]
+                                        if isinstance(table.c[c].type, (Date, DateTime, UTCDateTime))]
         extra = (self._stamp_text, self._stamp_text) if stamped else ()
         if dated:
             rows = [_with_iso_dates(r, dated) + extra for r in rows]
@@ -164,6 +165,7 @@ def _with_iso_dates(row: tuple, positions: list[int]) -> tuple:
     for i in positions:
         if values[i] is not None:
             v = values[i]
-            values[i] = v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v.isoformat()
+            values[i] = (naive_utc(v).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime)
+                         else v.isoformat())
     return tuple(values)
 

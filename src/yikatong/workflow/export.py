@@ -16,6 +16,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from yikatong.core.clock import format_beijing
 from yikatong.core.money import format_fen
 from yikatong.security.roles import ROLE_LABELS, Role
 from yikatong.workflow.models import Action, Application, ReviewRecord
@@ -103,8 +104,8 @@ TRAIL_HEADERS = ["申请编号", "序号", "时间", "环节", "操作", "转入
 
 
 def trail_table(app: Application, records: Sequence[ReviewRecord]) -> list[list[Any]]:
-    return [[app.number, n, r.at.strftime("%Y-%m-%d %H:%M:%S"), r.step, r.action, r.to_stage or "", r.status_after,
-             r.actor_name, actor_label(r), r.opinion, describe(detail_of(r), app.basis)]
+    return [[app.number, n, format_beijing(r.at, "%Y-%m-%d %H:%M:%S"), r.step, r.action, r.to_stage or "",
+             r.status_after, r.actor_name, actor_label(r), r.opinion, describe(detail_of(r), app.basis)]
             for n, r in enumerate(records, start=1)]
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from yikatong.catalog.models import Department
+from yikatong.core.clock import beijing_date
 from yikatong.notify.service import Draft, channel_for, enqueue
 from yikatong.security.models import User
 from yikatong.security.roles import Role
@@ -179,7 +180,7 @@ def scan(session: Session, now: datetime, *, region: str | None = None,
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCAN_LOCK})
     calendar = calendar or load_calendar(session)
-    today = now.date()
+    today = beijing_date(now)
     report = ScanReport(today)
     report.publicity_moved = publicity.close_ended(session, now, calendar, region)
 

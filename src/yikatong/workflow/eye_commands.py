@@ -9,6 +9,8 @@ from enum import StrEnum
 
 import typer
 
+from yikatong.core.clock import format_beijing
+
 
 class Sink(StrEnum):
     FILE = "file"
@@ -71,7 +73,8 @@ def run_round(dispatcher, clock, region: str | None, should_stop=lambda: False) 
 
 
 def print_round(console, number: int, at, r: Round) -> None:
-    console.print(f"[bold]第{number}轮[/bold] {at:%Y-%m-%d %H:%M:%S}  公示期满转下一环节 {r.publicity_moved} 件 · "
+    when = format_beijing(at, "%Y-%m-%d %H:%M:%S")
+    console.print(f"[bold]第{number}轮[/bold] {when}  公示期满转下一环节 {r.publicity_moved} 件 · "
                   f"到期提醒 {r.reminded} 件/{r.reminders} 条 · 超期督办 {r.escalated} 件/{r.escalations} 条 · "
                   f"发送成功 {r.sent} 条 · 待重试 {r.retrying} 条 · 发送失败 {r.failed} 条")
     if r.unreached:

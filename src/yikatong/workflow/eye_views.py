@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from yikatong.core.clock import Clock
+from yikatong.core.clock import Clock, beijing_date
 from yikatong.notify.service import outbox_summary
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
@@ -63,7 +63,7 @@ class OutboxOut(BaseModel):
 
 
 def _board(db: Session, user: User, clock: Clock, stage: str | None, item: str | None) -> OverdueBoard:
-    return overdue_board(db, user, clock.now().date(), stage=stage or None, item_code=item or None)
+    return overdue_board(db, user, beijing_date(clock.now()), stage=stage or None, item_code=item or None)
 
 
 @api.get("/overdue", response_model=OverdueOut)

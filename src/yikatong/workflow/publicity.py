@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import SubsidyItem
+from yikatong.core.clock import beijing_date
 from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.masking import mask_name
 from yikatong.core.phone import parse_mobile
@@ -62,7 +63,7 @@ def publish(session: Session, clerk: User, now: datetime, *, village: str | None
         groups[(app.region_code, app.item_code)].append(app)
     names = dict(session.execute(select(Region.code, Region.full_name)
                                  .where(Region.code.in_({v for v, _ in groups}))).all())
-    today = now.date()
+    today = beijing_date(now)
     made = []
     for (village_code, item_code), members in sorted(groups.items()):
         item = session.get(SubsidyItem, item_code)
@@ -113,7 +114,7 @@ def raise_objection(session: Session, publicity_id: int, application_id: int, re
     """Register an objection to one entry of an open publicity list. Anyone may (anonymous allowed);
     a clerk may record one received in person."""
     pub = get_publicity(session, publicity_id)
-    if not is_open(pub, now.date()):
+    if not is_open(pub, beijing_date(now)):
         raise Blocked(f"公示期为{pub.starts_on}至{pub.ends_on}，当前不在公示期内，不能登记异议")
     app = session.get(Application, application_id)
     if app is None or app.publicity_id != pub.id:
@@ -170,7 +171,7 @@ def resolve_objection(session: Session, objection_id: int, resolver: User, uphel
     else:
         add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION_RESOLVED, resolver, now, opinion, detail)
         pub = session.get(Publicity, objection.publicity_id)
-        if app.open_objections == 0 and app.status == Status.OPEN and now.date() > pub.ends_on:
+        if app.open_objections == 0 and app.status == Status.OPEN and beijing_date(now) > pub.ends_on:
             _move_on(session, app, roads.road_for(session, app.item), now, calendar or load_calendar(session))
     audit.record(session, resolver, "publicity.objection", "objection", objection.id, now,
                  region_code=app.region_code, ip=ip, detail=detail)
@@ -194,7 +195,8 @@ def close_ended(session: Session, now: datetime, calendar: WorkCalendar | None =
     the worker, safe to repeat."""
     calendar = calendar or load_calendar(session)
     moved = 0
-    ended = session.scalars(select(Publicity).where(Publicity.ends_on < now.date(), Publicity.closed_at.is_(None),
+    today = beijing_date(now)
+    ended = session.scalars(select(Publicity).where(Publicity.ends_on < today, Publicity.closed_at.is_(None),
                                                     *([within(Publicity.region_code, region)] if region else []))).all()
     for pub in ended:
         apps = session.scalars(select(Application).where(

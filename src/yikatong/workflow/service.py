@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.clock import beijing_date
 from yikatong.core.db import bulk_insert, savepoint
 from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
@@ -112,10 +113,10 @@ def enter_stage(app: Application, road: Road, step: Step, now: datetime, calenda
     app.reminded = app.escalated = False
     if step is Step.PUBLICITY:
         # waits to be put on a publicity list; publicity.publish sets the window as its deadline
-        app.due_on = calendar.add_working_days(now.date(), roads.PUBLISH_WITHIN)
+        app.due_on = calendar.add_working_days(beijing_date(now), roads.PUBLISH_WITHIN)
         app.remind_on = app.due_on
         return
-    app.due_on = calendar.add_working_days(now.date(), station.days)
+    app.due_on = calendar.add_working_days(beijing_date(now), station.days)
     app.remind_on = calendar.subtract_working_days(app.due_on, station.remind_before)
 
 
@@ -332,7 +333,7 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
     ids: list[int] = []
     total = len(prepared.rows)
     # Numbers are reserved only now, so a dry run or a refused list leaves no gaps.
-    numbers = reserve_numbers(session, now.date(), total) if total else iter(())
+    numbers = reserve_numbers(session, beijing_date(now), total) if total else iter(())
     for row in prepared.rows:
         row["number"] = next(numbers)
     actor_name = actor.display_name if actor else SYSTEM_NAME

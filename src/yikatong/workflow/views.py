@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from yikatong.catalog.models import Basis, SubsidyItem
-from yikatong.core.clock import Clock
+from yikatong.core.clock import Clock, beijing_date
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
@@ -67,7 +67,7 @@ MESSAGES = {
 
 
 def _today(clock: Clock) -> date:
-    return clock.now().date()
+    return beijing_date(clock.now())
 
 
 def _inbox_filter(item: str = "", village: str = "", due_before: str | date | None = None, overdue: bool = False,
@@ -228,7 +228,7 @@ def api_bulk_decision(body: schemas.BulkDecisionIn, request: Request, db: Sessio
     elif body.filter is not None:
         f = body.filter
         ids = service.inbox_ids(db, user, _inbox_filter(f.item_code or "", f.village or "", f.due_before, f.overdue,
-                                                        f.returned), now.date())
+                                                        f.returned), beijing_date(now))
     else:
         raise Invalid("请给出申请ids或筛选条件filter")
     result = service.bulk_decide(db, user, ids, DECISIONS[body.decision], body.opinion, now, client_ip(request))
@@ -393,13 +393,13 @@ def new_application_submit(
         with savepoint(db):  # the files' rows and the application commit together or not at all
             documents = _store_uploads(db, user, uploads, now)
             app = service.accept(db, user, person_id=person_id, item_code=item.code,
-                                 period=period.strip() or period_of(item.frequency, now.date()),
+                                 period=period.strip() or period_of(item.frequency, beijing_date(now)),
                                  quantity=quantity if item.basis == Basis.MU else None, note=note,
                                  documents=documents, now=now, ip=client_ip(request))
     except DomainError as e:
         if isinstance(e, Forbidden):
             raise
-        return _new_page(request, db, user, now.date(), person_id=person_id, form=form, error=e.message,
+        return _new_page(request, db, user, beijing_date(now), person_id=person_id, form=form, error=e.message,
                          status_code=e.status_code)
     return RedirectResponse(f"/applications/{app.id}?msg=accepted", status_code=303)
 
@@ -546,7 +546,7 @@ def bulk_submit(request: Request, mode: str = Form("ids"), ids: list[int] = Form
     now = clock.now()
     filters = _inbox_filter(item, village, due_before, overdue, returned)
     if mode == "filter":
-        ids = service.inbox_ids(db, user, filters, now.date())
+        ids = service.inbox_ids(db, user, filters, beijing_date(now))
     if not ids:
         raise Invalid("请先勾选要通过的申请")
     result = service.bulk_decide(db, user, ids, Action.APPROVE, opinion, now, client_ip(request))
@@ -733,7 +733,7 @@ def publish_submit(request: Request, village: str = Form(""), db: Session = DbSe
         with savepoint(db):
             made = publicity.publish(db, user, now, village=village or None, ip=client_ip(request))
     except (Invalid, Conflict) as e:
-        return _publicity_page(request, db, user, now.date(), error=e.message, status_code=e.status_code)
+        return _publicity_page(request, db, user, beijing_date(now), error=e.message, status_code=e.status_code)
     return RedirectResponse(f"/publicity?published={len(made)}", status_code=303)
 
 
@@ -781,8 +781,8 @@ def public_objection(request: Request, publicity_id: int, entry: int | None = Fo
         objection = _raise_objection(db, publicity_id, entry, reason, name, phone, now)
     except (Invalid, NotFound) as e:
         form = {"entry": entry, "reason": reason, "name": name, "phone": phone}
-        return _public_page(request, db, publicity_id, now.date(), form=form, error=e.message,
+        return _public_page(request, db, publicity_id, beijing_date(now), form=form, error=e.message,
                             status_code=e.status_code)
     except DomainError as e:  # the window has closed since the page was opened
-        return _public_page(request, db, publicity_id, now.date(), error=e.message, status_code=e.status_code)
+        return _public_page(request, db, publicity_id, beijing_date(now), error=e.message, status_code=e.status_code)
     return RedirectResponse(f"/public/publicity/{publicity_id}?registered={objection.id}", status_code=303)
