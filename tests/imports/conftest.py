@@ -6,14 +6,14 @@ import csv
 import io
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from openpyxl import Workbook
 
 from yikatong.core.idnumber import make_id_number
 
-NOW = datetime(2026, 3, 1, 9, 0, 0)
+NOW = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 PASSWORD = "import-test-pw"
 _areas = itertools.count(1)
 _hash: list[str] = []

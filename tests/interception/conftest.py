@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +24,7 @@ from yikatong.core.idnumber import make_id_number
 from yikatong.core.masking import mask_id_number
 from yikatong.core.protect import protect, search_hash
 
-NOW = datetime(2026, 12, 1, 9, 0)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PROVINCE = "970000000000"
 CITY = "970100000000"
 COUNTY = "970101000000"  # the world's main county

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -19,6 +19,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.core.clock import BEIJING
 from yikatong.core.errors import Forbidden, Invalid
 from yikatong.interception import stats
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleVersion
@@ -28,7 +29,7 @@ from yikatong.security.roles import Role
 from yikatong.security.service import create_user
 from yikatong.workflow.models import Application, Source, Status, Step
 
-NOW = datetime(2031, 1, 1, 8, 0)
+NOW = datetime(2031, 1, 1, 8, 0, tzinfo=UTC)
 WINDOW = {"date_from": date(2031, 1, 1), "date_to": date(2031, 3, 31)}
 COUNTY = "511025"  # the demo county (county_handler: 民政)
 LOW_INCOME = "ZS007"  # 农村低保, 民政
@@ -105,13 +106,13 @@ def planted(city, db):
     a = _application(db, own, LOW_INCOME, 56000)
     b = _application(db, second, SPECIAL, 59000)
     c = _application(db, other, LOW_INCOME, 56000)
-    make_flag(db, a, s1, 10000, datetime(2031, 1, 15, 10), FlagStatus.OPEN)
-    make_flag(db, a, s2, 5000, datetime(2031, 2, 3, 9), FlagStatus.CONFIRMED)
-    make_flag(db, a, s3, 100, datetime(2031, 4, 1, 0, 0), FlagStatus.OPEN)
-    make_flag(db, b, s1, 20000, datetime(2031, 2, 10, 14), FlagStatus.CLEARED)
-    make_flag(db, c, s2, 300, datetime(2031, 3, 1, 8), FlagStatus.CONFIRMED)
-    make_flag(db, c, s1, 700, datetime(2031, 3, 2, 8), FlagStatus.CONFIRMED)
-    make_flag(db, c, s3, 50, datetime(2031, 3, 31, 23, 59), FlagStatus.OPEN)
+    make_flag(db, a, s1, 10000, datetime(2031, 1, 15, 10, tzinfo=BEIJING), FlagStatus.OPEN)
+    make_flag(db, a, s2, 5000, datetime(2031, 2, 3, 9, tzinfo=BEIJING), FlagStatus.CONFIRMED)
+    make_flag(db, a, s3, 100, datetime(2031, 4, 1, 0, 0, tzinfo=BEIJING), FlagStatus.OPEN)
+    make_flag(db, b, s1, 20000, datetime(2031, 2, 10, 14, tzinfo=BEIJING), FlagStatus.CLEARED)
+    make_flag(db, c, s2, 300, datetime(2031, 3, 1, 8, tzinfo=BEIJING), FlagStatus.CONFIRMED)
+    make_flag(db, c, s1, 700, datetime(2031, 3, 2, 8, tzinfo=BEIJING), FlagStatus.CONFIRMED)
+    make_flag(db, c, s3, 50, datetime(2031, 3, 31, 23, 59, tzinfo=BEIJING), FlagStatus.OPEN)
     return {"rules": (s1.rule_code, s2.rule_code, s3.rule_code), "apps": (a, b, c)}
 
 

@@ -7,7 +7,7 @@ import csv
 import io
 import itertools
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from yikatong.core.clock import FixedClock
 from yikatong.core.idnumber import make_id_number
 
-NOW = datetime(2026, 11, 30, 9, 0)
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 AS_OF = date(2026, 10, 31)
 DEMO_PASSWORD = "ykt-demo-2026"
 _serial = itertools.count(1)
