@@ -5,7 +5,7 @@ enters nothing the second time."""
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,7 +30,7 @@ from yikatong.workflow.models import LIVE_STATUSES, Application, ReviewRecord, S
 
 from .conftest import csv_bytes
 
-NOW = datetime(2026, 11, 30, 9, 0)
+NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 HEADERS = ["身份证号", "姓名", "项目代码", "期次", "数量", "说明"]
 DEMO_PASSWORD = "ykt-demo-2026"
 LOW_INCOME = "ZS007"  # 农村低保: 人, 月, 民政

@@ -8,7 +8,7 @@ every rule they switched off."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -26,7 +26,7 @@ from yikatong.security.models import AuditEvent, User
 from yikatong.sharing.store import current_snapshots
 from yikatong.workflow.models import Application
 
-NOW = datetime(2026, 12, 1, 9, 0)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 OK_TAIL = "SELECT a.application_id, 'x' AS evidence FROM applications a"
 PAYROLL = """
 SELECT a.application_id,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -41,7 +41,7 @@ from .test_stats import make_flag, make_rule
 PASSWORD = "ykt-demo-2026"
 RULE = "TEST_H5_PAGES"
 LOW_INCOME = "ZS007"  # 农村低保 (民政: the demo county handler's department)
-MONDAY = datetime(2026, 11, 30, 9, 0)
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _serial = itertools.count(1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,7 +23,7 @@ from yikatong.interception.models import Flag, Rule, RuleVersion
 from yikatong.security.models import AuditEvent
 from yikatong.workflow.models import Application
 
-NOW = datetime(2026, 12, 1, 9, 0)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "ykt-demo-2026"
 LIVE = ("办理中", "已通过")
 

@@ -13,7 +13,7 @@ import importlib.util
 import random
 import sys
 from collections import Counter
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -227,7 +227,7 @@ def _deliver(db, code: str, rows: list[dict]) -> None:
     table = pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
     save_snapshot(db, code, table, agency="测试单位", as_of=date(2026, 11, 1), filename=f"{code}.csv",
                   file_sha256=hashlib.sha256(code.encode()).hexdigest(), file_format="csv", actor=None,
-                  now=datetime(2026, 11, 28, 9, 0))
+                  now=datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
 
 
 def test_agrees_on_the_city_snapshot(city, db):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import case, func, select
 
@@ -11,7 +11,7 @@ from yikatong.core.idnumber import make_id_number
 from yikatong.core.protect import protect
 from yikatong.registry.models import Person, Region, VillageCount
 
-NOW = datetime(2026, 2, 1)
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def live(session, village: str) -> tuple[int, int, int, int]:

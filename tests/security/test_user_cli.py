@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -24,9 +24,9 @@ def test_create_user_from_the_command_line(db, city):
     user = db.scalar(select(User).where(User.username == name))
     assert (user.role, user.region_code, user.display_name) == ("township_reviewer", "511025000000", "测试审核员")
     assert user.password_hash.startswith("$argon2")
-    assert login(db, name, "a-long-password", datetime(2026, 3, 1))[0].id == user.id
+    assert login(db, name, "a-long-password", datetime(2026, 3, 1, tzinfo=UTC))[0].id == user.id
     try:
-        login(db, name, "wrong-password!", datetime(2026, 3, 1))
+        login(db, name, "wrong-password!", datetime(2026, 3, 1, tzinfo=UTC))
         raise AssertionError("a wrong password was accepted")
     except AuthRequired:
         pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
@@ -52,7 +52,7 @@ def test_proxy_quota_is_about_500_at_scale_one_and_at_least_3():
 
 
 def test_store_document_keeps_one_copy_and_checks_the_hash(db):
-    now = datetime(2026, 1, 5, 10, 0)
+    now = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
     data = "测试文档：同样的内容只存一份".encode()
     first = store_document(db, data, "a.txt", "text/plain", now)
     second = store_document(db, data, "b.txt", "text/plain", now)
@@ -95,6 +95,6 @@ def test_demo_users_have_their_roles_and_regions(city, db):
 
 @pytest.mark.parametrize("username", ["village_clerk", "auditadmin"])
 def test_demo_users_can_log_in(city, db, username):
-    user, token = login(db, username, DEMO_PASSWORD, datetime(2026, 1, 5, 9, 0))
+    user, token = login(db, username, DEMO_PASSWORD, datetime(2026, 1, 5, 9, 0, tzinfo=UTC))
     assert user.username == username and token
     db.rollback()

@@ -142,12 +142,12 @@ def test_ykt_demo_builds_then_synth_refuses_an_occupied_database(tmp_path):
 
 def test_new_rows_after_the_build_get_fresh_ids(city, db):
     """The build writes explicit ids; PostgreSQL's sequences must have been moved past them."""
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from sqlalchemy import func
 
     village = db.scalar(select(Person.region_code).limit(1))
-    now = datetime(2026, 1, 5)
+    now = datetime(2026, 1, 5, tzinfo=UTC)
     household = Household(code="TEST-NEW-HOUSEHOLD", region_code=village, address="", created_at=now, updated_at=now)
     db.add(household)
     db.flush()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -46,7 +46,7 @@ def test_account_locks_after_repeated_failures(client, city):
     name = f"lock-{uuid.uuid4().hex[:8]}"
     with transaction() as s:
         create_user(s, name, "right-password", "township_reviewer", "511000000000", "锁定测试",
-                    datetime(2026, 1, 1))
+                    datetime(2026, 1, 1, tzinfo=UTC))
     for _ in range(5):
         client.post("/api/v1/auth/login", json={"username": name, "password": "bad-password"})
     r = client.post("/api/v1/auth/login", json={"username": name, "password": "right-password"})
@@ -56,7 +56,7 @@ def test_account_locks_after_repeated_failures(client, city):
 def test_sessions_expire_and_logout_revokes(city):
     from yikatong.web.app import create_app
 
-    clock = FixedClock(datetime(2026, 3, 2, 9, 0))
+    clock = FixedClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     with TestClient(create_app(clock=clock)) as c:
         token = token_for(c, "township_reviewer")
         headers = {"Authorization": f"Bearer {token}"}

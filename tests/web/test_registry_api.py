@@ -96,13 +96,13 @@ def test_region_summary_matches_the_database_and_is_scoped(client, auth, db, peo
 
 
 def test_audit_trail_is_append_only(db, people):
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from yikatong.core.db import engine, transaction
     from yikatong.security import audit
 
     with transaction() as s:  # at least one row, so a row trigger has something to refuse
-        audit.record(s, None, "test.append_only", "test", 1, datetime(2026, 1, 1))
+        audit.record(s, None, "test.append_only", "test", 1, datetime(2026, 1, 1, tzinfo=UTC))
     with engine().connect() as conn:
         for sql in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"):
             try:

@@ -7,6 +7,8 @@ from datetime import date
 
 from stdnum.cn import ric
 
+from yikatong.core.clock import beijing_date, system_clock
+
 
 @dataclass(frozen=True)
 class IdFacts:
@@ -39,7 +41,7 @@ def parse_id_number(text: str) -> IdFacts:
         birth = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
         raise ValueError("身份证号中的出生日期无效") from None
-    if birth > date.today():
+    if birth > beijing_date(system_clock.now()):
         raise ValueError("身份证号中的出生日期晚于今天")
     gender = "男" if int(number[16]) % 2 == 1 else "女"
     return IdFacts(number=number, birth_date=birth, gender=gender, region6=number[:6])

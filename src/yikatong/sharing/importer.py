@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yikatong.core import crypto
-from yikatong.core.clock import beijing_date
+from yikatong.core.clock import beijing_date, system_clock
 from yikatong.core.errors import Invalid, NotFound
 from yikatong.core.idnumber import normalize, parse_id_number
 from yikatong.core.masking import mask_id_number, mask_name
@@ -753,7 +753,7 @@ def _fast_id(f: Field, a: pa.Array) -> tuple[pa.Array, pa.Array]:
     born = pc.cast(pc.strptime(birth, format="%Y%m%d", unit="s", error_is_null=True), pa.date32())
     # strptime rolls 19900230 over to 1990-03-02: only a date that reads back the same is a day
     ok = pc.and_(ok, _true(pc.equal(pc.replace_substring(pc.cast(born, pa.string()), "-", ""), birth)))
-    ok = pc.and_(ok, _true(pc.less_equal(born, pa.scalar(date.today(), pa.date32()))))
+    ok = pc.and_(ok, _true(pc.less_equal(born, pa.scalar(beijing_date(system_clock.now()), pa.date32()))))
     return pc.if_else(ok, a, _NULL), ok
 
 
