@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, insert
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, insert, literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -39,6 +39,10 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         return None if value is None else as_utc(value)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> Any:
+        # only instants take this type: `column + timedelta(...)` binds an interval
+        return self if value is None or isinstance(value, datetime) else literal(value).type
 
 
 def naive_utc(moment: datetime) -> datetime:
