@@ -571,22 +571,23 @@ class _Planter:
             columns = ("id", "number", "person_id", "item_code", "sector", "basis", "period", "period_start",
                        "period_end", "standard_fen", "region_code", "household_id", "entered", "due", "remind")
             insert_rows(ws, "new_apps", [tuple(r[c] for c in columns) for r in self.new_apps])
+            # instants are stored in UTC: 07:00 is 15:00 in Beijing, on the same day
             ingest(loader, ws.con, _table("applications"), f"""
                 SELECT id, number, item_code, sector, person_id, household_id, region_code, period, period_start,
                        period_end, basis, 100 AS quantity_centi, standard_fen, standard_fen AS amount_fen,
                        '{Source.LIST.value}' AS source, '{SOURCE_REF}' AS source_ref, '{Status.OPEN.value}' AS status,
                        '{Step.COUNTY.value}' AS stage, 1 AS stage_seq, FALSE AS returned,
                        left(region_code, 6) || '000000' AS owner_region,
-                       CAST(entered AS TIMESTAMP) + INTERVAL 15 HOUR AS stage_entered_at, due AS due_on,
+                       CAST(entered AS TIMESTAMP) + INTERVAL 7 HOUR AS stage_entered_at, due AS due_on,
                        remind AS remind_on, FALSE AS reminded, FALSE AS escalated, 0 AS open_objections,
                        0 AS open_flags, NULL AS publicity_id, '' AS note, NULL AS created_by,
-                       CAST(entered AS TIMESTAMP) + INTERVAL 15 HOUR AS created_at, NULL AS decided_at
+                       CAST(entered AS TIMESTAMP) + INTERVAL 7 HOUR AS created_at, NULL AS decided_at
                 FROM new_apps ORDER BY id""")
             ingest(loader, ws.con, _table("review_records"), f"""
                 SELECT id AS application_id, '{Step.APPLY.value}' AS step, '{Action.SUBMIT.value}' AS action,
                        '{Step.COUNTY.value}' AS to_stage, '{Status.OPEN.value}' AS status_after, NULL AS user_id,
                        '{SYSTEM_NAME}' AS actor_name, 'system' AS actor_role,
-                       CAST(entered AS TIMESTAMP) + INTERVAL 15 HOUR AS at, '' AS opinion,
+                       CAST(entered AS TIMESTAMP) + INTERVAL 7 HOUR AS at, '' AS opinion,
                        '{{"source": "{Source.LIST.value}", "source_ref": "{SOURCE_REF}"}}' AS detail
                 FROM new_apps ORDER BY id""")
             ws.run("""

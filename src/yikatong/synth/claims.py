@@ -340,9 +340,10 @@ def write_claims(engine: Engine, loader: Loader, today: date, seed: int,
                     ELSE '{Status.OPEN.value}' END AS status,
                CASE WHEN c.s < {APPROVED_SHARE} OR st.item_code IS NULL THEN NULL ELSE st.stage END AS stage,
                st.entered, st.due, st.remind, st.digits,
-               -- approved claims were entered at least 15 days ago, near the start of their period
+               -- approved claims were entered at least 15 days ago, near the start of their period; instants
+               -- are stored in UTC: 01:00 is 09:00 and 06:00 is 14:00 in Beijing, on the same day
                CAST(least(CAST(c.period_start + c.offset_days AS DATE), CAST($today - 15 - c.offset_days AS DATE))
-                    AS TIMESTAMP) + to_minutes(CAST(540 + c.minute AS INTEGER)) AS approved_entry
+                    AS TIMESTAMP) + to_minutes(CAST(60 + c.minute AS INTEGER)) AS approved_entry
         FROM claims c
         LEFT JOIN stations st ON st.item_code = c.item_code AND st.k = c.k
           AND st.stage = CASE WHEN c.s < {APPROVED_SHARE + COUNTY_SHARE} THEN '{Step.COUNTY.value}'
@@ -357,14 +358,14 @@ def write_claims(engine: Engine, loader: Loader, today: date, seed: int,
                CASE WHEN stage IS NULL THEN NULL ELSE left(region_code, digits) || repeat('0', 12 - digits) END
                  AS owner_region,
                CASE WHEN stage IS NULL THEN approved_entry + INTERVAL 10 DAY + INTERVAL 6 HOUR
-                    ELSE CAST(entered AS TIMESTAMP) + INTERVAL 14 HOUR END AS stage_entered_at,
+                    ELSE CAST(entered AS TIMESTAMP) + INTERVAL 6 HOUR END AS stage_entered_at,
                CASE WHEN stage IS NULL THEN NULL ELSE due END AS due_on,
                CASE WHEN stage IS NULL THEN NULL ELSE remind END AS remind_on,
                FALSE AS reminded, FALSE AS escalated, 0 AS open_objections, 0 AS open_flags,
                NULL AS publicity_id, '' AS note, NULL AS created_by,
                CASE WHEN stage IS NULL THEN approved_entry
-                    WHEN stage = '{Step.COUNTY.value}' THEN CAST(entered AS TIMESTAMP) + INTERVAL 14 HOUR
-                    ELSE CAST(entered AS TIMESTAMP) - INTERVAL 9 DAY + INTERVAL 14 HOUR END AS created_at,
+                    WHEN stage = '{Step.COUNTY.value}' THEN CAST(entered AS TIMESTAMP) + INTERVAL 6 HOUR
+                    ELSE CAST(entered AS TIMESTAMP) - INTERVAL 9 DAY + INTERVAL 6 HOUR END AS created_at,
                CASE WHEN stage IS NULL THEN approved_entry + INTERVAL 10 DAY + INTERVAL 6 HOUR END AS decided_at
         FROM rows ORDER BY id"""
     record_query = f"""
@@ -376,7 +377,7 @@ def write_claims(engine: Engine, loader: Loader, today: date, seed: int,
                stage AS to_stage, status AS status_after, NULL AS user_id, '{SYSTEM_NAME}' AS actor_name,
                'system' AS actor_role,
                CASE WHEN stage IS NULL THEN approved_entry + INTERVAL 10 DAY + INTERVAL 6 HOUR
-                    ELSE CAST(entered AS TIMESTAMP) + INTERVAL 14 HOUR END AS at,
+                    ELSE CAST(entered AS TIMESTAMP) + INTERVAL 6 HOUR END AS at,
                CASE WHEN stage IS NULL THEN '已纳入资金发放计划'
                     WHEN stage = '{Step.CITY.value}' THEN '经信息比对核实，符合政策规定，同意' ELSE '' END AS opinion,
                '{detail}' AS detail
