@@ -300,6 +300,32 @@ def register(app: typer.Typer) -> None:
             raise _fail(e.message) from None
         typer.echo(message)
 
+    @rules_app.command("set-param")
+    def set_param(code: str = typer.Argument(..., help="Rule code, e.g. VEHICLE_MEANS_TESTED"),
+                  name: str = typer.Argument(..., help="Parameter name as declared in the rule, e.g. "
+                                                       "vehicle_value_limit_fen"),
+                  value: int = typer.Argument(..., help="New integer value (amounts in fen)"),
+                  reason: str = typer.Option(..., "--reason", help="Why (recorded with the new version)"),
+                  user: str = typer.Option(..., "--user", help="Login name of the supervisor who changes it")) -> None:
+        """Change a parameter of a rule (调整规则参数): a new version with the same SQL and the new
+        value, recorded with who, when and why. A running rule runs the new version from the next
+        check on; a built-in rule keeps the value when the rule file is updated."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.core.errors import DomainError
+        from yikatong.interception import authoring
+
+        try:
+            with transaction() as session:
+                actor = _user(session, user)
+                v = authoring.set_param(session, actor, code.strip(), name, value, reason, system_clock.now())
+                running = authoring.get_rule(session, v.rule_code).active_version == v.version
+                message = (f"已调整规则 {v.rule_code} 的参数 {name.strip().lstrip('$')} = {value}，保存为第{v.version}版"
+                           + ("，此后的比对按新值运行" if running else "（规则未按最新版运行：试运行后启用才生效）"))
+        except DomainError as e:
+            raise _fail(e.message) from None
+        typer.echo(message)
+
     app.add_typer(rules_app, name="rules")
 
     intercept_app = typer.Typer(
