@@ -320,7 +320,8 @@ def register(app: typer.Typer) -> None:
                 actor = _user(session, user)
                 v = authoring.set_param(session, actor, code.strip(), name, value, reason, system_clock.now())
                 running = authoring.get_rule(session, v.rule_code).active_version == v.version
-                message = (f"已调整规则 {v.rule_code} 的参数 {name.strip().lstrip('$')} = {value}，保存为第{v.version}版"
+                param = name.strip().lstrip("$")
+                message = (f"已调整规则 {v.rule_code} 的参数 {param} = {value}，保存为第{v.version}版"
                            + ("，此后的比对按新值运行" if running else "（规则未按最新版运行：试运行后启用才生效）"))
         except DomainError as e:
             raise _fail(e.message) from None
