@@ -60,3 +60,36 @@ def test_amounts_above_2_31_fen_are_stored_and_summed(db, users, claimant):
     assert db.scalar(select(func.sum(Flag.amount_fen)).where(Flag.application_id.in_(ids))) == 2 * BIG
     assert db.scalar(select(func.sum(Lead.amount_fen)).where(Lead.application_id.in_(ids))) == 2 * BIG
     assert db.get(RuleVersion, version.id).dry_run_amount_fen == 3 * BIG
+
+
+def test_the_rule_snapshot_carries_fen_as_int64(db, users, claimant):
+    """Rules read money as 64-bit integers: the table contract, the Parquet files of shared data and
+    a snapshot holding claims above 2^31 fen."""
+    import pyarrow as pa
+
+    from yikatong.interception.snapshot import focus_snapshot
+    from yikatong.interception.tables import RULE_TABLES
+    from yikatong.sharing.datasets import DATASETS
+    from yikatong.sharing.store import arrow_schema, current_snapshots
+
+    fen_columns = [(t.name, c.name, c.type) for t in RULE_TABLES.values() for c in t.columns if c.name.endswith("_fen")]
+    assert len(fen_columns) >= 8 and all(type_ == "BIGINT" for *_, type_ in fen_columns), fen_columns
+    for dataset in DATASETS:
+        for field in arrow_schema(dataset):
+            if field.name.endswith("_fen"):
+                assert field.type == pa.int64(), (dataset.code, field.name)
+
+    item = "ZS007"
+    add_standard(db, users["city_finance"], item, date(2026, 11, 1), BIG, MONDAY, reason="大额测试")
+    people = [claimant(item), claimant(item)]
+    prepared = prepare_claims(db, None, [Claim(ref=n, person_id=p.id, item_code=item, period="2026-11")
+                                         for n, p in enumerate(people, 1)], Source.LIST, MONDAY)
+    ids = enter_claims(db, None, prepared, Source.LIST, MONDAY, screen=False)
+    snap = focus_snapshot(db, ids, current_snapshots(db))
+    try:
+        row = snap.con.execute(
+            "SELECT sum(amount_fen), sum(period_standard_fen), any_value(typeof(amount_fen)) FROM applications "
+            "WHERE application_id IN (SELECT application_id FROM focus)").fetchall()[0]
+    finally:
+        snap.close()
+    assert row == (2 * BIG, 2 * BIG, "BIGINT")
