@@ -484,10 +484,11 @@ def plan_catalogue(b: Batch) -> Plan:
                 for s in standards])
             refresh_current_standards(b.session, {s["item_code"] for s in standards}, beijing_date(b.now))
 
-    return Plan(len(inserts), len(updates) + len(changed_items), unchanged,
-                extra={"categories_added": len(cat_inserts), "categories_updated": len(cat_updates),
-                       "standards_added": len(standards)},
-                write=write)
+    extra = {"categories_added": len(cat_inserts), "categories_updated": len(cat_updates)}
+    changed_standards = len(standards) - len(inserts)  # a new item's first standard is part of the item
+    if changed_standards:
+        extra["standards_added"] = changed_standards
+    return Plan(len(inserts), len(updates) + len(changed_items), unchanged, extra=extra, write=write)
 
 
 PLANNERS: dict[str, Planner] = {
