@@ -36,6 +36,11 @@ def test_city_finance_adds_a_dated_standard_on_the_page(app, client, fresh_item,
         r = client.post(f"/catalog/items/{fresh_item}/standards", data={
             "valid_from": "12/01/2026", "standard_yuan": "110", "county_code": "", "reason": "x"})
         assert r.status_code == 422 and "生效日期格式错误" in r.text
+        # the counter's preview prices with the standard of the period in the clerk's county (资中县 511025)
+        clerk = login(client, "village_clerk")
+        amounts = [client.get("/applications/preview", headers=clerk,
+                              params={"item_code": fresh_item, "period": p}).text for p in ("2026-11", "2026-12")]
+        assert "100.00" in amounts[0] and "110.00" in amounts[1]
     finally:
         del app.state.clock
     db.expire_all()
