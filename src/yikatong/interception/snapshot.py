@@ -120,22 +120,32 @@ def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Tabl
 def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
     """Each application's period_standard_fen: the standard in force on its period's first day —
     the county's own standard where it has one in force, else the city-wide one (the item's current
-    standard for an item with no dated standard), as workflow prices a claim."""
+    standard for an item with no dated standard), as workflow prices a claim. Worked out once per
+    item, county and period (a few thousand), then written only where it differs from the price the
+    claim was stored with (normally nowhere), so a city of millions is not copied."""
     con.execute("UPDATE item_standards SET county_code = NULL WHERE county_code = ''").fetchall()
     con.execute("""
-        CREATE OR REPLACE TABLE applications AS
+        CREATE TEMP TABLE period_prices AS
         WITH s AS (
           SELECT * FROM item_standards
           QUALIFY row_number() OVER (PARTITION BY item_code, county_code, valid_from ORDER BY standard_id DESC) = 1
+        ), k AS (
+          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM applications
         )
-        SELECT a.* REPLACE (COALESCE(c.standard_fen, w.standard_fen, i.standard_fen) AS period_standard_fen)
-        FROM applications a
+        SELECT k.item_code, k.county, k.period_start,
+               COALESCE(c.standard_fen, w.standard_fen, i.standard_fen) AS standard_fen
+        FROM k
         ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NOT NULL) c
-          ON c.item_code = a.item_code AND c.county_code = left(a.region_code, 6) AND a.period_start >= c.valid_from
+          ON c.item_code = k.item_code AND c.county_code = k.county AND k.period_start >= c.valid_from
         ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NULL) w
-          ON w.item_code = a.item_code AND a.period_start >= w.valid_from
-        LEFT JOIN items i ON i.item_code = a.item_code
-        ORDER BY a.application_id""").fetchall()
+          ON w.item_code = k.item_code AND k.period_start >= w.valid_from
+        LEFT JOIN items i ON i.item_code = k.item_code""").fetchall()
+    con.execute("""
+        UPDATE applications a SET period_standard_fen = p.standard_fen
+        FROM period_prices p
+        WHERE p.item_code = a.item_code AND p.county = left(a.region_code, 6) AND p.period_start = a.period_start
+          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen""").fetchall()
+    con.execute("DROP TABLE period_prices").fetchall()
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
