@@ -127,6 +127,8 @@ def test_set_param_on_the_command_line(city, restore):
         rule = s.get(Rule, "PROPERTIES_MEANS_TESTED")
         running = authoring.get_version(s, rule.code, rule.active_version)
         assert authoring.params_of(running)["max_properties"] == 2 and running.reason == "允许两套住房"
+    shown = CliRunner().invoke(app, ["rules", "show", "PROPERTIES_MEANS_TESTED"], env={"COLUMNS": "200"})
+    assert "调整原因：允许两套住房" in shown.output and "$max_properties = 2" in shown.output
     refused = CliRunner().invoke(app, args[:5] + ["--reason", "x", "--user", "county_handler"])
     assert refused.exit_code == 1 and "无此权限" in refused.output
 

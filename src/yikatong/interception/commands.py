@@ -145,6 +145,8 @@ def register(app: typer.Typer) -> None:
                 out.print(f"严重程度：{v.severity}    适用项目：{ItemScope.parse(v.items).label()}    "
                           f"读取数据：{v.datasets or '仅平台数据'}")
                 out.print(f"作者：{v.author_name}    保存时间：{v.created_at:%Y-%m-%d %H:%M}")
+                if v.reason:
+                    out.print(f"调整原因：{v.reason}")
                 out.print(f"说明：{v.explanation}")
                 params = authoring.params_of(v)
                 if params:
@@ -156,10 +158,10 @@ def register(app: typer.Typer) -> None:
                     out.print("试运行：尚未试运行")
                 out.print(Syntax(v.sql, "sql", word_wrap=True, background_color="default"))
                 table = Table(title="各版本")
-                for header in ("版本", "作者", "保存时间", "试运行命中", "启用时间", ""):
+                for header in ("版本", "作者", "保存时间", "调整原因", "试运行命中", "启用时间", ""):
                     table.add_column(header)
                 for x in rule.versions:
-                    table.add_row(f"第{x.version}版", x.author_name, f"{x.created_at:%Y-%m-%d %H:%M}",
+                    table.add_row(f"第{x.version}版", x.author_name, f"{x.created_at:%Y-%m-%d %H:%M}", x.reason or "",
                                   "" if x.dry_run_hits is None else f"{x.dry_run_hits:,}",
                                   f"{x.activated_at:%Y-%m-%d %H:%M}" if x.activated_at else "",
                                   "运行中" if rule.active and rule.active_version == x.version else "")
