@@ -52,6 +52,7 @@ class App(NamedTuple):
     basis: str
     quantity_centi: int
     amount_fen: int
+    period_standard_fen: int | None  # the standard in force for the period (the snapshot works it out)
 
 
 class Person(NamedTuple):
@@ -201,10 +202,10 @@ def load_world(con, specs: list[RuleSpec] | None = None) -> World:
     rows: dict[str, int] = {}
     applications = [
         App(i, intern(item), person, household, intern(region), day(start, start), day(end, end), intern(basis),
-            quantity, amount)
-        for i, item, person, household, region, start, end, basis, quantity, amount in _fetch(
+            quantity, amount, standard)
+        for i, item, person, household, region, start, end, basis, quantity, amount, standard in _fetch(
             con, "SELECT application_id, item_code, person_id, household_id, region_code, period_start, period_end, "
-                 "basis, quantity_centi, amount_fen FROM applications")]
+                 "basis, quantity_centi, amount_fen, period_standard_fen FROM applications")]
     persons = {pid: Person(pid, id_hash, s(name), d(born), household) for pid, id_hash, name, born, household in _fetch(
         con, "SELECT person_id, id_hash, name, birth_date, household_id FROM persons")}
     items = {r[0]: Item._make(r) for r in _fetch(
@@ -395,7 +396,9 @@ def exclusive_items(w: World, a: App, p: Person | None, item: Item) -> bool:
 def over_standard(w: World, a: App, p: Person | None, item: Item) -> bool:
     if a.basis in ("人", "户") and a.quantity_centi != 100:
         return True
-    due = (item.standard_fen * a.quantity_centi + 50) // 100
+    if a.period_standard_fen is None:
+        return False
+    due = (a.period_standard_fen * a.quantity_centi + 50) // 100
     return a.amount_fen > due
 
 

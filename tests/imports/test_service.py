@@ -439,6 +439,36 @@ def test_catalogue_import_amounts_in_fen(db, area):
     assert (again.added, again.updated, again.unchanged) == (0, 0, 3), again.errors
 
 
+def test_a_changed_standard_is_added_as_a_dated_standard(db, area):
+    from datetime import date
+
+    from yikatong.catalog.models import SubsidyItem
+    from yikatong.catalog.service import standard_book, standard_history
+
+    rows = _catalogue_rows(area)
+    assert import_file(db, "catalogue", csv_bytes(CATALOGUE_HEADERS, rows), "c.csv", actor=None, now=NOW).ok
+    low, special = rows[0][0], rows[1][0]
+    # 低保金 raised from 2026-07-01 (a date in the file); 特困供养 cut without a date: from this month
+    headers = CATALOGUE_HEADERS + ["标准生效日期"]
+    changed = [r + [""] for r in rows]
+    changed[0][7], changed[0][-1] = "700", "2026-07-01"
+    changed[1][7] = "1000"
+    report = import_file(db, "catalogue", csv_bytes(headers, changed), "c2.csv", actor=user(db, area.finance),
+                         now=NOW)
+    assert report.ok, report.errors
+    assert (report.added, report.updated, report.unchanged) == (0, 2, 1)
+    assert report.extra["standards_added"] == 2
+    book = standard_book(db, [low, special])
+    assert [book.standard(low, area.county, d) for d in (date(2026, 6, 1), date(2026, 7, 1))] == [65000, 70000]
+    # NOW is 2026-03-01 09:00 in UTC, so the Beijing month is March
+    assert [book.standard(special, area.county, d) for d in (date(2026, 2, 1), date(2026, 3, 1))] == [102050, 100000]
+    assert [h.standard_fen for h in standard_history(db, low)] == [70000, 65000]  # newest first, nothing lost
+    # the item shows the standard in force today: 低保金's raise is not in force yet
+    assert [db.get(SubsidyItem, c).standard_fen for c in (low, special)] == [65000, 100000]
+    again = import_file(db, "catalogue", csv_bytes(headers, changed), "c2.csv", actor=None, now=NOW)
+    assert (again.updated, again.unchanged, again.extra.get("standards_added", 0)) == (0, 3, 0)
+
+
 @pytest.mark.parametrize("amount", ["12.345", "abc", "-5", "1e3", ""])
 def test_malformed_amount_imports_nothing(db, area, amount):
     from yikatong.catalog.models import SubsidyItem

@@ -11,7 +11,7 @@ from pathlib import Path
 from yikatong.interception.rulefile import RULES_DIR, builtin_rules, parse_rule_text
 from yikatong.sharing.datasets import BY_CODE
 
-from .conftest import VILLAGE, VILLAGE2, VILLAGE3
+from .conftest import COUNTY2, NOW, VILLAGE, VILLAGE2, VILLAGE3
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
@@ -547,3 +547,37 @@ def test_cadre_own_village(world):
     assert hits[apps[cadre.id].id].evidence == f"申请人本人是本村（{VILLAGE}）村主任"
     masked = cadre_number[:6] + "********" + cadre_number[-4:]
     assert hits[apps[spouse.id].id].evidence == f"申请人是本村（{VILLAGE}）村支书（{masked}）的配偶"
+
+
+def test_over_standard_compares_with_the_standard_of_the_claims_period(world):
+    """A cut or a raise of a standard applies from its date: claims of earlier periods are neither
+    flagged nor re-priced; a claim priced with the new standard for an earlier period is flagged."""
+    from yikatong.catalog.service import add_standard
+
+    def dated(item, valid_from, fen, county=None):
+        add_standard(world.db, None, item.code, valid_from, fen, NOW, county_code=county, reason="测试")
+
+    cut, raised, local = world.item("A"), world.item("B"), world.item("C")
+    for item in (cut, raised, local):
+        dated(item, date(2026, 1, 1), 10000)
+    cut_october = world.apply(world.person(), cut, "2026-10")  # 100.00, priced before the cut
+    raised_october = world.apply(world.person(), raised, "2026-10")
+    dated(cut, date(2026, 11, 1), 8000)
+    dated(raised, date(2026, 11, 1), 12000)
+    dated(local, date(2026, 6, 1), 15000, county=COUNTY2[:6])  # 乙县's own standard
+    cut_november = world.apply(world.person(), cut, "2026-11", amount_fen=8000)
+    cut_november_old_price = world.apply(world.person(), cut, "2026-11", amount_fen=10000)
+    raised_november = world.apply(world.person(), raised, "2026-11", amount_fen=12000)
+    raised_october_new_price = world.apply(world.person(), raised, "2026-10", amount_fen=12000)
+    local_there = world.apply(world.person(village=VILLAGE3), local, "2026-11", amount_fen=15000)
+    local_here = world.apply(world.person(), local, "2026-11", amount_fen=15000)
+    hits = world.run("OVER_STANDARD")
+    assert set(hits) == {cut_november_old_price.id, raised_october_new_price.id, local_here.id}
+    assert "标准 80.00 元" in hits[cut_november_old_price.id].evidence
+    assert hits[raised_october_new_price.id].amount_fen == 2000 and "标准 100.00 元" in hits[
+        raised_october_new_price.id].evidence
+    assert {cut_october.id, raised_october.id, cut_november.id, raised_november.id, local_there.id}.isdisjoint(hits)
+    from yikatong.workflow.models import Application
+
+    world.db.expire_all()
+    assert [world.db.get(Application, a.id).amount_fen for a in (cut_october, raised_october)] == [10000, 10000]

@@ -132,7 +132,10 @@ def random_world(seed: int) -> Snapshot:
             basis = rng.choice(("人", "户", "亩"))  # the claim's basis copied before the item changed
         household = household_of[pid] if rng.random() < 0.9 else _maybe(rng, rng.choice(households))
         apps.append((aid, f"A{aid:05d}", code, pid, household, rng.choice(villages[:3]) if rng.random() < 0.7
-                     else rng.choice(villages), label, start, end, basis, quantity, standard, amount,
+                     else rng.choice(villages), label, start, end, basis, quantity, standard,
+                     # the standard of the claim's period: mostly the one it was priced with, sometimes
+                     # raised or cut since, or none (an item with no standard for that period)
+                     _maybe(rng, rng.choice((standard, standard, standard + 100, standard - 1)), 0.05), amount,
                      rng.choice(("办理中", "已通过")), "县定", datetime(2026, 11, 1)))
     rows["applications"] = apps
 

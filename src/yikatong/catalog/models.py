@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yikatong.core.db import Base
@@ -82,7 +83,7 @@ class SubsidyItem(Base):
     funding_level: Mapped[str] = mapped_column(String(4))
     department_code: Mapped[str] = mapped_column(ForeignKey("departments.code"))
     basis: Mapped[str] = mapped_column(String(2))
-    standard_fen: Mapped[int] = mapped_column(Integer)
+    standard_fen: Mapped[int] = mapped_column(BigInteger)  # the standard in force today (display)
     frequency: Mapped[str] = mapped_column(String(4))
     village_publicity: Mapped[bool] = mapped_column(Boolean, default=True)  # 是否村级公示
     means_tested: Mapped[bool] = mapped_column(Boolean, default=False)  # 是否需家庭经济状况核查
@@ -103,3 +104,23 @@ class ItemExclusion(Base):
     item_code: Mapped[str] = mapped_column(ForeignKey("subsidy_items.code"), primary_key=True)
     other_code: Mapped[str] = mapped_column(ForeignKey("subsidy_items.code"), primary_key=True)
     reason: Mapped[str] = mapped_column(String(200), default="")
+
+
+class ItemStandard(Base):
+    """One dated standard of an item (补贴标准及其生效日期): the standard in force for a claim is the
+    latest row valid from on or before the first day of the claimed period — the county's own row
+    if the county has one in force, else the city-wide one (county_code NULL). Rows are never
+    changed: a new standard is a new row, so earlier claims keep the price of their period."""
+
+    __tablename__ = "item_standards"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_code: Mapped[str] = mapped_column(ForeignKey("subsidy_items.code"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    county_code: Mapped[str | None] = mapped_column(String(6))  # 6-digit county prefix; NULL: city-wide
+    standard_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500), default="")  # 文件依据 or why it changed
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_by_name: Mapped[str] = mapped_column(String(60), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_item_standards_lookup", "item_code", "county_code", "valid_from"),)

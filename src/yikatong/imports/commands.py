@@ -108,6 +108,8 @@ def _print_report(out, report) -> None:
         if report.extra.get("categories_added") or report.extra.get("categories_updated"):
             out.print(f"补贴类别：新增 {report.extra.get('categories_added', 0)} 个，"
                       f"更新 {report.extra.get('categories_updated', 0)} 个")
+        if report.extra.get("standards_added"):
+            out.print(f"补贴标准：新增带生效日期的标准 {report.extra['standards_added']} 条")
         if report.dry_run:
             out.print("试运行（--dry-run）：全部数据校验通过，未写入数据库。")
         return

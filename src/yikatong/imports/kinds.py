@@ -382,6 +382,12 @@ _kind(Kind(
         Column("standard_yuan", "补贴标准（元）", ("standard_yuan",), True, yuan,
                "Amount in yuan, non-negative, at most 2 decimals (stored as integer fen), e.g. 650 or 12.50",
                "元，非负，最多两位小数，如 650 或 12.50", "650.00", numeric=NUM_ANY),
+        Column("standard_from", "标准生效日期", ("standard_from", "valid_from"), False, day,
+               "Date YYYY-MM-DD (same formats as other dates) from which a changed 补贴标准 applies: claims "
+               "of periods starting on or after it; empty: the first day of the current month (Beijing "
+               "time), or every period for a new item",
+               "日期，所属期第一天在此日期及以后的申请按新标准计算；为空：标准有变化时自本月1日起，新项目适用所有期次",
+               "2027-01-01"),
         Column("frequency", "发放频次", ("frequency",), True, choice(Frequency),
                "One of 月, 季, 半年, 年, 一次性", "月、季、半年、年、一次性之一", "月"),
         Column("village_publicity", "是否村级公示", ("village_publicity",), False, boolean,

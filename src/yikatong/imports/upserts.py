@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from sqlalchemy import insert, text, update
 
-from yikatong.catalog.models import Bank, Department, SubsidyCategory, SubsidyItem
+from yikatong.catalog.models import Bank, Department, ItemStandard, SubsidyCategory, SubsidyItem
+from yikatong.catalog.service import refresh_current_standards, standard_book
 from yikatong.core import crypto
 from yikatong.core.clock import beijing_date
 from yikatong.core.protect import protect, search_hash
@@ -26,6 +28,7 @@ from yikatong.registry.service import refresh_card_flags
 from yikatong.security.scope import in_subtree, level_of, parent_of, subtree_prefix
 
 Planner = Callable[[Batch], Plan]
+EVER = date(2000, 1, 1)  # a new item's standard given without a date applies to every period
 
 
 def _writer(b: Batch, model: Any, inserts: list[dict], updates: list[dict],
@@ -429,6 +432,11 @@ def plan_catalogue(b: Batch) -> Plan:
                     SubsidyItem.frequency, SubsidyItem.village_publicity, SubsidyItem.means_tested,
                     SubsidyItem.description]
     existing = {r.code: r for r in b.fetch(item_columns, SubsidyItem.code, b.values("item_code"))}
+    # A standard is dated, never overwritten: a changed 补贴标准 adds a standard valid from the file's
+    # date (default: the first day of this Beijing month); claims of earlier periods keep theirs.
+    book = standard_book(b.session, existing)
+    this_month = beijing_date(b.now).replace(day=1)
+    standards: list[dict] = []
     inserts, updates, unchanged = [], [], 0
     for row in b.rows:
         if row.has("department_code") and row.values["department_code"] not in departments:
@@ -444,12 +452,22 @@ def plan_catalogue(b: Batch) -> Plan:
             if key in b.present:
                 new[key] = v.get(key, default)
         old = existing.get(v["item_code"])
+        new_standard = new.pop("standard_fen")
         if old is None:
-            inserts.append({"code": v["item_code"], **defaults, **new})
-        elif _diff(old, new):
+            inserts.append({"code": v["item_code"], **defaults, **new, "standard_fen": new_standard})
+            standards.append(dict(item_code=v["item_code"], valid_from=v.get("standard_from", EVER),
+                                  standard_fen=new_standard, reason="目录导入（新项目）"))
+            continue
+        valid_from = v.get("standard_from", this_month)
+        in_force = book.standard(old.code, "", valid_from)
+        if in_force != new_standard:
+            standards.append(dict(item_code=old.code, valid_from=valid_from, standard_fen=new_standard,
+                                  reason="目录导入"))
+        if _diff(old, new):
             updates.append({"code": v["item_code"], **new})
-        else:
+        elif in_force == new_standard:
             unchanged += 1
+    changed_items = {s["item_code"] for s in standards} - {i["code"] for i in inserts} - {u["code"] for u in updates}
     cat_inserts = [{"code": c, "name": n} for c, (n, _) in category_names.items() if c not in categories]
     cat_updates = [{"code": c, "name": n} for c, (n, _) in category_names.items()
                    if c in categories and categories[c].name != n]
@@ -458,10 +476,19 @@ def plan_catalogue(b: Batch) -> Plan:
     def write(progress: Progress) -> None:
         _writer(b, SubsidyCategory, cat_inserts, cat_updates)(progress)
         write_items(progress)
+        actor = b.actor
+        if standards:
+            b.session.execute(insert(ItemStandard), [
+                {**s, "county_code": None, "created_by": actor.id if actor else None,
+                 "created_by_name": actor.display_name if actor else "系统", "created_at": b.now}
+                for s in standards])
+            refresh_current_standards(b.session, {s["item_code"] for s in standards}, beijing_date(b.now))
 
-    return Plan(len(inserts), len(updates), unchanged,
-                extra={"categories_added": len(cat_inserts), "categories_updated": len(cat_updates)},
-                write=write)
+    extra = {"categories_added": len(cat_inserts), "categories_updated": len(cat_updates)}
+    changed_standards = len(standards) - len(inserts)  # a new item's first standard is part of the item
+    if changed_standards:
+        extra["standards_added"] = changed_standards
+    return Plan(len(inserts), len(updates) + len(changed_items), unchanged, extra=extra, write=write)
 
 
 PLANNERS: dict[str, Planner] = {

@@ -147,6 +147,8 @@ def register(app: typer.Typer) -> None:
                 out.print(f"严重程度：{v.severity}    适用项目：{ItemScope.parse(v.items).label()}    "
                           f"读取数据：{v.datasets or '仅平台数据'}")
                 out.print(f"作者：{v.author_name}    保存时间：{format_beijing(v.created_at)}")
+                if v.reason:
+                    out.print(f"调整原因：{v.reason}")
                 out.print(f"说明：{v.explanation}")
                 params = authoring.params_of(v)
                 if params:
@@ -158,10 +160,10 @@ def register(app: typer.Typer) -> None:
                     out.print("试运行：尚未试运行")
                 out.print(Syntax(v.sql, "sql", word_wrap=True, background_color="default"))
                 table = Table(title="各版本")
-                for header in ("版本", "作者", "保存时间", "试运行命中", "启用时间", ""):
+                for header in ("版本", "作者", "保存时间", "调整原因", "试运行命中", "启用时间", ""):
                     table.add_column(header)
                 for x in rule.versions:
-                    table.add_row(f"第{x.version}版", x.author_name, format_beijing(x.created_at),
+                    table.add_row(f"第{x.version}版", x.author_name, format_beijing(x.created_at), x.reason or "",
                                   "" if x.dry_run_hits is None else f"{x.dry_run_hits:,}",
                                   format_beijing(x.activated_at),
                                   "运行中" if rule.active and rule.active_version == x.version else "")
@@ -298,6 +300,33 @@ def register(app: typer.Typer) -> None:
                 rule = authoring.get_rule(session, code)
                 authoring.deactivate(session, actor, rule, system_clock.now())
                 message = f"已停用规则 {rule.code}"
+        except DomainError as e:
+            raise _fail(e.message) from None
+        typer.echo(message)
+
+    @rules_app.command("set-param")
+    def set_param(code: str = typer.Argument(..., help="Rule code, e.g. VEHICLE_MEANS_TESTED"),
+                  name: str = typer.Argument(..., help="Parameter name as declared in the rule, e.g. "
+                                                       "vehicle_value_limit_fen"),
+                  value: int = typer.Argument(..., help="New integer value (amounts in fen)"),
+                  reason: str = typer.Option(..., "--reason", help="Why (recorded with the new version)"),
+                  user: str = typer.Option(..., "--user", help="Login name of the supervisor who changes it")) -> None:
+        """Change a parameter of a rule (调整规则参数): a new version with the same SQL and the new
+        value, recorded with who, when and why. A running rule runs the new version from the next
+        check on; a built-in rule keeps the value when the rule file is updated."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.core.errors import DomainError
+        from yikatong.interception import authoring
+
+        try:
+            with transaction() as session:
+                actor = _user(session, user)
+                v = authoring.set_param(session, actor, code.strip(), name, value, reason, system_clock.now())
+                running = authoring.get_rule(session, v.rule_code).active_version == v.version
+                param = name.strip().lstrip("$")
+                message = (f"已调整规则 {v.rule_code} 的参数 {param} = {value}，保存为第{v.version}版"
+                           + ("，此后的比对按新值运行" if running else "（规则未按最新版运行：试运行后启用才生效）"))
         except DomainError as e:
             raise _fail(e.message) from None
         typer.echo(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yikatong.core.db import Base
@@ -38,6 +38,9 @@ class Rule(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     active_version: Mapped[int | None] = mapped_column(Integer)
     latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    # JSON {name: value}: parameters of a built-in rule a supervisor has set; they outlive a new
+    # version of the rule file (the file's value is only the default)
+    params_set: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -58,6 +61,7 @@ class RuleVersion(Base):
     items: Mapped[str] = mapped_column(String(400))  # "all", "means_tested" or item codes, comma-separated
     datasets: Mapped[str] = mapped_column(String(300))  # tables the SQL reads, comma-separated
     params: Mapped[str] = mapped_column(Text, default="{}")  # JSON: named parameters ($name) and values
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # why this version (a parameter change)
     sql: Mapped[str] = mapped_column(Text)
     sql_sha256: Mapped[str] = mapped_column(String(64))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -65,7 +69,7 @@ class RuleVersion(Base):
     created_at: Mapped[datetime]
     dry_run_at: Mapped[datetime | None]
     dry_run_hits: Mapped[int | None] = mapped_column(Integer)
-    dry_run_amount_fen: Mapped[int | None] = mapped_column(Integer)
+    dry_run_amount_fen: Mapped[int | None] = mapped_column(BigInteger)
     activated_at: Mapped[datetime | None]
     activated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
@@ -102,7 +106,7 @@ class Flag(Base):
     rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
     evidence: Mapped[str] = mapped_column(Text)
     evidence_key: Mapped[str] = mapped_column(String(32))  # hash of the evidence text: the dedupe key
-    amount_fen: Mapped[int] = mapped_column(Integer)  # money at stake
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # money at stake
     # copied from the application so statistics group without a join
     item_code: Mapped[str] = mapped_column(String(20))
     region_code: Mapped[str] = mapped_column(String(12))
@@ -135,7 +139,7 @@ class Lead(Base):
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
     rule_code: Mapped[str] = mapped_column(String(40))
     region_code: Mapped[str] = mapped_column(String(12), index=True)
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
     summary: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(4), default="待处理")
     created_at: Mapped[datetime]

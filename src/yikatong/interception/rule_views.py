@@ -121,6 +121,13 @@ class RuleVersionOut(BaseModel):
     dry_run_amount_fen: int | None = Field(description="试运行涉及金额（分）")
     activated_at: datetime | None
     running: bool = Field(description="这一版正在运行")
+    reason: str = Field("", description="这一版的调整原因（调整参数时填写）")
+
+
+class ParamIn(BaseModel):
+    name: str = Field(min_length=1, max_length=60, description="参数名，如 vehicle_value_limit_fen")
+    value: int = Field(ge=-10**15, le=10**15, description="新值（整数；金额为分）")
+    reason: str = Field(min_length=1, max_length=1000, description="调整原因")
 
 
 class SampleRowOut(BaseModel):
@@ -159,7 +166,7 @@ def version_out(rule: Rule, v: RuleVersion) -> RuleVersionOut:
                           params=authoring.params_of(v), author_name=v.author_name, created_at=v.created_at,
                           dry_run_at=v.dry_run_at, dry_run_hits=v.dry_run_hits,
                           dry_run_amount_fen=v.dry_run_amount_fen, activated_at=v.activated_at,
-                          running=_running(rule, v))
+                          running=_running(rule, v), reason=v.reason or "")
 
 
 @api.get("/rules", response_model=list[RuleOut])
@@ -214,6 +221,16 @@ def api_activate(code: str, number: int, request: Request, db: Session = DbSessi
     """启用: this version runs from now on (it must have been dry-run)."""
     rule = authoring.activate(db, user, authoring.get_version(db, code, number), clock.now(), ip=client_ip(request))
     return rule_out(rule, flag_counts(db).get(rule.code, {}))
+
+
+@api.post("/rules/{code}/params", response_model=RuleVersionOut, status_code=201)
+def api_set_param(code: str, body: ParamIn, request: Request, db: Session = DbSession, user: User = Depends(manager),
+                  clock: Clock = Depends(get_clock)) -> RuleVersionOut:
+    """调整规则参数: a new version with one parameter changed (same SQL), with the reason. A rule
+    running its latest version runs the new one at once."""
+    version = authoring.set_param(db, user, code, body.name, body.value, body.reason, clock.now(),
+                                  ip=client_ip(request))
+    return version_out(authoring.get_rule(db, version.rule_code), version)
 
 
 @api.post("/rules/{code}/deactivate", response_model=RuleOut)
@@ -332,9 +349,14 @@ def _detail_page(request: Request, db: Session, user: User, code: str, *, saved:
 
 @pages.get("/rules/{code}", response_class=HTMLResponse)
 def rule_page(request: Request, code: str, saved: int | None = None, activated: int | None = None,
-              deactivated: bool = False, db: Session = DbSession, user: User = Depends(rule_viewer)):
+              deactivated: bool = False, param_set: int | None = None, db: Session = DbSession,
+              user: User = Depends(rule_viewer)):
     message = ""
-    if saved:
+    if param_set:
+        running = authoring.get_rule(db, code).active_version == param_set
+        message = f"已调整参数，保存为第{param_set}版" + (
+            "：此后的比对按新值运行。" if running else "。这条规则未按最新版运行，试运行后启用才生效。")
+    elif saved:
         message = f"已保存第{saved}版（未启用）。请先试运行，看清命中多少笔、涉及多少金额，再决定是否启用。"
     elif activated:
         message = f"已启用第{activated}版：此后的比对（受理时、每日全市比对、发放前）都按这一版运行。"
@@ -363,6 +385,21 @@ def activate_submit(request: Request, code: str, number: int, db: Session = DbSe
     except DomainError as e:
         return _detail_page(request, db, user, code, error=e.message, status_code=e.status_code)
     return RedirectResponse(f"/rules/{version.rule_code}?activated={version.version}", status_code=303)
+
+
+@pages.post("/rules/{code}/params")
+def set_param_submit(request: Request, code: str, name: Annotated[str, Form()] = "",
+                     value: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
+                     db: Session = DbSession, user: User = Depends(manager), clock: Clock = Depends(get_clock)):
+    try:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise Invalid("参数值应为整数（金额以分计）") from None
+        version = authoring.set_param(db, user, code, name, number, reason, clock.now(), ip=client_ip(request))
+    except DomainError as e:
+        return _detail_page(request, db, user, code, error=e.message, status_code=e.status_code)
+    return RedirectResponse(f"/rules/{version.rule_code}?param_set={version.version}", status_code=303)
 
 
 @pages.post("/rules/{code}/deactivate")

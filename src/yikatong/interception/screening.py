@@ -9,6 +9,7 @@ the tables); verification, which moves applications on the road, is in intercept
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -80,6 +81,8 @@ def sync_builtin_rules(session: Session, now: datetime) -> None:
                                  & (Rule.latest_version == RuleVersion.version)))}
     for spec in specs:
         rule = rules.get(spec.code)
+        if rule is not None:
+            spec = with_params_set(spec, rule)
         if rule is None:
             rule = Rule(code=spec.code, origin=RuleOrigin.BUILTIN.value, name=spec.name, active=True,
                         latest_version=0, created_at=now, updated_at=now)
@@ -93,6 +96,13 @@ def sync_builtin_rules(session: Session, now: datetime) -> None:
             version.activated_at = now
             rule.active_version = version.version
     session.flush()
+
+
+def with_params_set(spec: RuleSpec, rule: Rule) -> RuleSpec:
+    """The rule file's spec with the parameters a supervisor set on the rule (ykt rules set-param):
+    the file's value is only the default, so a new version of the file keeps them."""
+    chosen = {k: v for k, v in json.loads(rule.params_set or "{}").items() if k in spec.params}
+    return dataclasses.replace(spec, params={**spec.params, **chosen}) if chosen else spec
 
 
 def active_specs(session: Session) -> list[tuple[RuleVersion, RuleSpec]]:

@@ -43,7 +43,9 @@ EXPORTS: dict[str, str] = {
     "applications": (
         "SELECT id AS application_id, number, item_code, person_id, household_id, region_code, period, "
         "CAST(period_start AS VARCHAR) AS period_start, CAST(period_end AS VARCHAR) AS period_end, basis, "
-        "quantity_centi, standard_fen, amount_fen, status, COALESCE(stage, '') AS stage, "
+        # period_standard_fen is filled in DuckDB from item_standards (see _price_periods)
+        "quantity_centi, standard_fen, standard_fen AS period_standard_fen, amount_fen, status, "
+        "COALESCE(stage, '') AS stage, "
         "CAST(created_at AS VARCHAR) AS created_at FROM applications"),
     "persons": (
         "SELECT id AS person_id, id_number_hash AS id_hash, id_number_masked AS id_masked, name, gender, "
@@ -59,6 +61,9 @@ EXPORTS: dict[str, str] = {
     "items": (
         "SELECT code AS item_code, name, basis, standard_fen, frequency, "
         "CASE WHEN means_tested THEN 1 ELSE 0 END AS means_tested, min_age, max_age FROM subsidy_items"),
+    "item_standards": (
+        "SELECT id AS standard_id, item_code, COALESCE(county_code, '') AS county_code, "
+        "CAST(valid_from AS VARCHAR) AS valid_from, standard_fen FROM item_standards"),
     "item_exclusions": "SELECT item_code, other_code FROM item_exclusions",
 }
 _WHERE = {"applications": _LIVE}
@@ -110,6 +115,37 @@ def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Tabl
     con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {columns} FROM raw_export").fetchall()
     con.unregister("raw_export")
     return count_rows(con, name)
+
+
+def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
+    """Each application's period_standard_fen: the standard in force on its period's first day —
+    the county's own standard where it has one in force, else the city-wide one (the item's current
+    standard for an item with no dated standard), as workflow prices a claim. Worked out once per
+    item, county and period (a few thousand), then written only where it differs from the price the
+    claim was stored with (normally nowhere), so a city of millions is not copied."""
+    con.execute("UPDATE item_standards SET county_code = NULL WHERE county_code = ''").fetchall()
+    con.execute("""
+        CREATE TEMP TABLE period_prices AS
+        WITH s AS (
+          SELECT * FROM item_standards
+          QUALIFY row_number() OVER (PARTITION BY item_code, county_code, valid_from ORDER BY standard_id DESC) = 1
+        ), k AS (
+          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM applications
+        )
+        SELECT k.item_code, k.county, k.period_start,
+               COALESCE(c.standard_fen, w.standard_fen, i.standard_fen) AS standard_fen
+        FROM k
+        ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NOT NULL) c
+          ON c.item_code = k.item_code AND c.county_code = k.county AND k.period_start >= c.valid_from
+        ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NULL) w
+          ON w.item_code = k.item_code AND k.period_start >= w.valid_from
+        LEFT JOIN items i ON i.item_code = k.item_code""").fetchall()
+    con.execute("""
+        UPDATE applications a SET period_standard_fen = p.standard_fen
+        FROM period_prices p
+        WHERE p.item_code = a.item_code AND p.county = left(a.region_code, 6) AND p.period_start = a.period_start
+          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen""").fetchall()
+    con.execute("DROP TABLE period_prices").fetchall()
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -257,6 +293,7 @@ def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, th
             del raw
             if progress:
                 progress("导出平台数据", done, steps)
+    _price_periods(con)
     _attach_shared(snap, shared, progress=progress, step0=len(EXPORTS), steps=steps)
     return snap
 
@@ -314,10 +351,12 @@ def focus_snapshot(session: Session, application_ids: Sequence[int],
         "cards": list(cards.values()),
         "proxy_holdings": _rows_in(session, EXPORTS["proxy_holdings"], "person_id", set(persons)),
         "items": [dict(r._mapping) for r in session.execute(text(EXPORTS["items"]))],
+        "item_standards": [dict(r._mapping) for r in session.execute(text(EXPORTS["item_standards"]))],
         "item_exclusions": [dict(r._mapping) for r in session.execute(text(EXPORTS["item_exclusions"]))],
     }
     for name, rows in tables.items():
         snap.counts[name] = _load_platform_table(con, name, _arrow(name, rows))
+    _price_periods(con)
     con.execute("CREATE TABLE focus AS SELECT UNNEST(?::BIGINT[]) AS application_id", [list(snap.focus)]).fetchall()
     _attach_shared(snap, shared, cut=True)
     return snap

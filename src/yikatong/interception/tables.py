@@ -53,6 +53,8 @@ PLATFORM_TABLES: tuple[RuleTable, ...] = (
         _c("basis", "VARCHAR", "计发依据：人、户、亩"),
         _c("quantity_centi", "BIGINT", "数量×100（人、户为100）"),
         _c("standard_fen", "BIGINT", "计算时的补贴标准（分）"),
+        _c("period_standard_fen", "BIGINT",
+           "所属期适用的补贴标准（分）：所属期第一天有效的标准，本县有自定标准的取本县标准"),
         _c("amount_fen", "BIGINT", "申请金额（分）"),
         _c("status", "VARCHAR", "办理中或已通过"),
         _c("stage", "VARCHAR", "所处环节（办理中时）"),
@@ -98,6 +100,13 @@ PLATFORM_TABLES: tuple[RuleTable, ...] = (
         _c("means_tested", "BOOLEAN", "是否需家庭经济状况核查（困难救助类）"),
         _c("min_age", "INTEGER", "最低年龄（周岁），可为空"),
         _c("max_age", "INTEGER", "最高年龄（周岁），可为空"),
+    ), False),
+    RuleTable("item_standards", "补贴标准（按生效日期）", (
+        _c("standard_id", "BIGINT", "标准记录ID（同一天生效的多条以ID大者为准）"),
+        _c("item_code", "VARCHAR", "补贴项目代码"),
+        _c("county_code", "VARCHAR", "县级区划代码前6位，可为空（全市统一标准）"),
+        _c("valid_from", "DATE", "生效日期：所属期第一天在此日期及以后的申请适用"),
+        _c("standard_fen", "BIGINT", "补贴标准（分）"),
     ), False),
     RuleTable("item_exclusions", "互斥项目", (
         _c("item_code", "VARCHAR", "补贴项目代码"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 from yikatong.catalog.models import Basis, Frequency, FundingLevel
@@ -161,6 +162,16 @@ def catalogue_rows() -> tuple[list[dict], list[dict]]:
     for name, (lo, hi) in AGE_LIMITS.items():
         by_name[name].update(min_age=lo, max_age=hi)  # a KeyError here: a renamed item in the CSV
     return categories, items
+
+
+# The catalogue's standards are dated: every item's standard has been in force since this day.
+STANDARDS_FROM = date(2020, 1, 1)
+
+
+def standard_rows(items: list[dict], stamp: datetime) -> list[dict]:
+    """The first dated standard of every item (city-wide), which pricing reads."""
+    return [dict(item_code=i["code"], valid_from=STANDARDS_FROM, county_code=None, standard_fen=i["standard_fen"],
+                 reason="现行标准", created_by=None, created_by_name="系统", created_at=stamp) for i in items]
 
 
 # --------------------------------------------------------------------------------------------

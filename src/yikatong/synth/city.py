@@ -202,6 +202,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
         loader.insert_dicts("departments", departments)
         loader.insert_dicts("subsidy_categories", categories)
         loader.insert_dicts("subsidy_items", items)
+        loader.insert_dicts("item_standards", catalog_data.standard_rows(items, BUILD_STAMP))
         loader.insert_dicts("item_exclusions", catalog_data.exclusion_rows(items))
         loader.commit()
         progress("行政区划与补贴目录", 1, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yikatong.core.db import Base
@@ -76,8 +76,8 @@ class Application(Base):
     period_end: Mapped[date] = mapped_column(Date)
     basis: Mapped[str] = mapped_column(String(2))  # 人 / 户 / 亩, copied from the item
     quantity_centi: Mapped[int] = mapped_column(Integer)  # quantity x 100 (12.50 亩 -> 1250)
-    standard_fen: Mapped[int] = mapped_column(Integer)  # the item's standard when computed
-    amount_fen: Mapped[int] = mapped_column(Integer)  # standard x quantity, never typed in
+    standard_fen: Mapped[int] = mapped_column(BigInteger)  # the item's standard when computed
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # standard x quantity, never typed in
     source: Mapped[str] = mapped_column(String(10))
     source_ref: Mapped[str] = mapped_column(String(100), default="")  # list file hash, API client key...
     status: Mapped[str] = mapped_column(String(4))
@@ -196,7 +196,7 @@ class PublicityEntry(Base):
     name_masked: Mapped[str] = mapped_column(String(40))
     id_number_masked: Mapped[str] = mapped_column(String(18))
     quantity_centi: Mapped[int] = mapped_column(Integer)
-    amount_fen: Mapped[int] = mapped_column(Integer)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
 
 
 class ObjectionStatus(StrEnum):

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.catalog.service import standard_book
 from yikatong.core.clock import beijing_date
 from yikatong.core.db import bulk_insert, savepoint
 from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
@@ -226,6 +227,8 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
     # The hot loops read plain tuples, not ORM attributes (100,000 claims x a dozen reads).
     facts = {code: _ItemFacts(code, i.frequency, i.basis, i.standard_fen, sectors.get(i.department_code, ""))
              for code, i in items.items()}
+    # A claim is priced with the standard in force for its period (the item's dated standards).
+    book = standard_book(session, items)
 
     candidates: list[tuple[Claim, Any, _ItemFacts, Any, int]] = []
     for c in claims:
@@ -278,6 +281,11 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
         if key in seen:
             out.errors.append(ClaimError(c.ref, "period", f"与第{seen[key]}行是同一人同一项目同一期次"))
             continue
+        standard = book.standard(item.code, person.region_code, period.start)
+        if standard is None and item.code in book.items:
+            out.errors.append(ClaimError(c.ref, "period", "所属期早于该项目最早一条补贴标准的生效日期，无法计算金额"))
+            continue
+        standard = item.standard_fen if standard is None else standard  # an item with no dated standard yet
         seen[key] = c.ref
         if item.code not in shared:
             road = roads.road_for(session, items[item.code])
@@ -300,7 +308,8 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
         out.rows.append(dict(
             common, person_id=person.id, household_id=person.household_id if item.basis == "户" else None,
             region_code=person.region_code, period=period.label, period_start=period.start,
-            period_end=period.end, quantity_centi=quantity, amount_fen=amount_fen(item.standard_fen, quantity),
+            period_end=period.end, quantity_centi=quantity, standard_fen=standard,
+            amount_fen=amount_fen(standard, quantity),
             owner_region=owner, note=c.note))
     out.errors.sort(key=lambda e: e.ref)
     return out

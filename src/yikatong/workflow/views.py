@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from yikatong.catalog.models import Basis, SubsidyItem
+from yikatong.catalog.service import standard_book
 from yikatong.core.clock import Clock, beijing_date
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -364,7 +365,14 @@ def preview_amount(request: Request, item_code: str = "", period: str = "", quan
             context["period"] = parse_period(item.frequency, period) if period.strip() else None
             centi = parse_quantity(item.basis, quantity if item.basis == Basis.MU else None)
             context["quantity"] = format_quantity(item.basis, centi)
-            context["amount_fen"] = amount_fen(item.standard_fen, centi)
+            # the standard of the claimed period in the clerk's county, as the claim will be priced
+            standard = item.standard_fen
+            if context["period"] is not None:
+                dated = standard_book(db, [item.code]).standard(item.code, user.region_code,
+                                                                context["period"].start)
+                standard = standard if dated is None else dated
+            context["standard_fen"] = standard
+            context["amount_fen"] = amount_fen(standard, centi)
         except ValueError as e:
             context["error"] = str(e)
     return templates.TemplateResponse(request, "workflow/_preview.html", context)

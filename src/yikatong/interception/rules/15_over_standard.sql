@@ -3,14 +3,13 @@
 -- severity: 中
 -- items: all
 -- datasets: none
--- explanation: 申请金额高于补贴项目现行标准乘以数量（四舍五入到分），或按人、按户计发的项目数量不是1。
+-- explanation: 申请金额高于所属期适用的补贴标准乘以数量（四舍五入到分），或按人、按户计发的项目数量不是1。
 --   可能是标准录入错误、数量虚报或金额被改动。涉及金额为超出标准的部分（数量错误时为整笔金额）。
---   经办部门应按现行标准和核定数量重新计算，多报的部分核减。
+--   标准调整（提标或降标）只适用于生效日期以后的所属期。经办部门应按所属期标准和核定数量重新计算，多报的部分核减。
 WITH expected AS (
-  SELECT a.application_id, a.basis, a.quantity_centi, a.amount_fen, i.standard_fen,
-         (i.standard_fen * a.quantity_centi + 50) // 100 AS due_fen
+  SELECT a.application_id, a.basis, a.quantity_centi, a.amount_fen, a.period_standard_fen AS standard_fen,
+         (a.period_standard_fen * a.quantity_centi + 50) // 100 AS due_fen
   FROM applications a
-  JOIN items i ON i.item_code = a.item_code
 ), checked AS (
   SELECT *, basis IN ('人', '户') AND quantity_centi <> 100 AS wrong_quantity
   FROM expected
