@@ -34,6 +34,7 @@ class Settings:
     duckdb_temp_max: str = "20GB"  # temporary disk a run may spill to, under YKT_DATA_DIR/duckdb-tmp
     # A running job whose heartbeat is older than this is taken to have lost its runner and runs again.
     job_stale_seconds: float = 300.0
+    import_job_bytes: int = 1_000_000  # a page upload larger than this is imported by a job
 
     @property
     def documents_dir(self) -> Path:
@@ -70,6 +71,7 @@ def get_settings() -> Settings:
         duckdb_memory=os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),
         duckdb_temp_max=os.environ.get("YKT_DUCKDB_TEMP_MAX", "20GB"),
         job_stale_seconds=float(os.environ.get("YKT_JOB_STALE_SECONDS", "300")),
+        import_job_bytes=int(os.environ.get("YKT_IMPORT_JOB_BYTES", "1000000")),
     )
 
 
