@@ -2,3 +2,4 @@
 
 from yikatong.imports import jobs as imports_jobs  # noqa: F401
 from yikatong.interception import jobs as interception_jobs  # noqa: F401
+from yikatong.sharing import jobs as sharing_jobs  # noqa: F401

@@ -12,10 +12,9 @@ from sqlalchemy import update
 from yikatong.core.clock import FixedClock
 from yikatong.core.db import new_session, transaction
 from yikatong.core.settings import get_settings
-from yikatong.imports.jobs import upload_path
 from yikatong.jobs import service as jobs
 from yikatong.jobs.models import Job, JobStatus
-from yikatong.jobs.runner import Runner
+from yikatong.jobs.runner import Runner, upload_path
 
 from .conftest import NOW, csv_bytes
 from .test_service import PERSON_HEADERS, person_rows

@@ -8,16 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from yikatong.core.db import transaction
-from yikatong.jobs.runner import JobContext, job_dir
+from yikatong.jobs.runner import JobContext, upload_path
 from yikatong.jobs.service import register
 from yikatong.security.models import User
 
 IMPORT = "imports.file"
-UPLOAD = "upload"  # the stored file's name in the job's folder
-
-
-def upload_path(job_id: int):
-    return job_dir(job_id) / UPLOAD
 
 
 @register(IMPORT, "数据导入")

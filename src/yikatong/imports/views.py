@@ -10,12 +10,13 @@ from yikatong.core.clock import Clock
 from yikatong.core.errors import DomainError, Forbidden, Invalid
 from yikatong.core.settings import get_settings
 from yikatong.imports import readers
-from yikatong.imports.jobs import IMPORT, upload_path
+from yikatong.imports.jobs import IMPORT
 from yikatong.imports.kinds import KINDS, Kind
 from yikatong.imports.schemas import ImportReport, RequestProblem
 from yikatong.imports.service import import_file, kind_or_404, may_import
 from yikatong.imports.template import FORMATS, MEDIA_TYPES, template_bytes, template_filename
 from yikatong.jobs import service as jobs
+from yikatong.jobs.runner import store_upload
 from yikatong.security.models import User
 from yikatong.web.deps import DbSession, client_ip, current_user, get_clock
 from yikatong.web.templating import templates
@@ -124,9 +125,7 @@ def _start_job(db: Session, user: User, kind: str, file: UploadFile, encoding: s
     job = jobs.start(db, IMPORT, {"kind": spec.name, "filename": file.filename or "upload", "encoding": encoding,
                                   "dry_run": dry_run, "ip": client_ip(request)}, user, clock.now(),
                      title=f"数据导入：{spec.label}（{file.filename or 'upload'}）")
-    path = upload_path(job.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    store_upload(job.id, data)
     if request.headers.get("hx-request") == "true":
         return Response(status_code=200, headers={"HX-Redirect": f"/jobs/{job.id}"})
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)

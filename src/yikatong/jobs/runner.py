@@ -39,6 +39,21 @@ def job_dir(job_id: int) -> Path:
     return get_settings().data_dir / "jobs" / str(job_id)
 
 
+UPLOAD = "upload"  # an uploaded file a job works on, in the job's folder
+
+
+def upload_path(job_id: int) -> Path:
+    return job_dir(job_id) / UPLOAD
+
+
+def store_upload(job_id: int, data: bytes) -> Path:
+    """Keep an uploaded file beside its job (an import); the job deletes it when it ends."""
+    path = upload_path(job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 @dataclass
 class JobContext:
     """What a handler gets: its parameters, who started it, `now`, and the progress and log hooks."""
@@ -47,6 +62,7 @@ class JobContext:
     params: dict[str, Any]
     user_id: int | None
     now: datetime
+    attempt: int = 1  # more than 1: a run again after its runner died
     stage: str = "开始"
     done: int = 0
     total: int = 0
@@ -115,7 +131,7 @@ class Runner:
         with transaction() as session:
             job = session.get(Job, job_id)
             kind = service.load_kinds().get(job.kind)
-            ctx = JobContext(job_id, service.params_of(job), job.started_by, self.clock.now(),
+            ctx = JobContext(job_id, service.params_of(job), job.started_by, self.clock.now(), attempt,
                              on_progress=self.on_progress)
             asked_to_cancel = job.cancel_requested
         if attempt > 1:
