@@ -230,3 +230,14 @@ def test_cancel_from_the_page(web, auth):
     page = web.get(f"/jobs/{job_id}", headers=finance)
     assert 'data-testid="job-cancelled"' in page.text and "hx-trigger" not in page.text
     assert web.post(f"/api/v1/jobs/{job_id}/cancel", headers=finance).status_code == 409
+
+
+def test_the_background_runner_of_ykt_demo_runs_what_the_pages_queue(city):
+    from yikatong.jobs.runner import run_in_background
+
+    job_id = _start("test.count")
+    stop = run_in_background(poll=0.05)
+    try:
+        _wait(lambda: _job(job_id).status == "已完成")
+    finally:
+        stop.set()

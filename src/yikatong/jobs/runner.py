@@ -182,3 +182,20 @@ class Runner:
             if not service.finish(session, ctx.job_id, self.worker, attempt, self.clock.now(), status,
                                   log=ctx.log_text, done=ctx.done, total=ctx.total, **kw):
                 log.warning("job %s was taken over by another runner; its end is not recorded here", ctx.job_id)
+
+
+def run_in_background(poll: float = 2.0) -> threading.Event:
+    """A daemon thread that runs queued jobs, for `ykt demo` and `ykt serve --jobs` where no `ykt worker`
+    runs beside the web server (one machine, SQLite). Set the returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        runner = Runner()
+        while not stop.wait(poll):
+            try:
+                runner.run_pending(stop.is_set)
+            except Exception:  # noqa: BLE001 - the database may be away for a moment; keep going
+                log.exception("background job runner")
+
+    threading.Thread(target=loop, name="ykt-jobs", daemon=True).start()
+    return stop
