@@ -36,7 +36,8 @@ def dry_run(ctx: JobContext) -> dict[str, Any]:
     with transaction() as session:
         actor = session.get(User, ctx.user_id) if ctx.user_id else None
         version = authoring.get_version(session, ctx.params["code"], int(ctx.params["version"]))
-        dry = authoring.dry_run(engine(), session, version, ctx.now, actor=actor, progress=ctx.progress)
+        dry = authoring.dry_run(engine(), session, version, ctx.now, actor=actor, progress=ctx.progress,
+                                ip=ctx.params.get("ip", ""))
         ctx.check()
         ctx.log(f"规则 {dry.code} 第{dry.version}版：命中 {dry.hits:,} 笔，用时 {dry.seconds:.1f} 秒")
         return {**dataclasses.asdict(dry), "url": f"/rules/{dry.code}?dry_job={ctx.job_id}"}

@@ -356,7 +356,8 @@ def dry_run_submit(request: Request, code: str, number: int, db: Session = DbSes
     """试运行 as a job (a rule over the whole city may take minutes): the page answers at once with the
     job's page; when it is done, its result link shows the figures here (`?dry_job=`)."""
     version = authoring.get_version(db, code, number)
-    job = jobs.start(db, DRY_RUN, {"code": version.rule_code, "version": version.version}, user, clock.now(),
+    job = jobs.start(db, DRY_RUN, {"code": version.rule_code, "version": version.version, "ip": client_ip(request)},
+                     user, clock.now(),
                      title=f"规则试运行：{version.rule_code} 第{version.version}版")
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
