@@ -199,6 +199,7 @@ def test_the_city_run_button_starts_a_job_and_the_page_shows_its_progress(web, a
     assert page.status_code == 200 and "全市比对" in page.text and 'data-testid="job-state">排队中<' in page.text
     assert f'hx-get="/jobs/{job_id}/status"' in page.text and 'hx-trigger="every 1s"' in page.text
     assert 'data-testid="job-cancel"' in page.text and "/static/vendor/htmx.min.js" in page.text
+    assert "发起于 2026-12-01 17:00:00" in page.text  # 09:00 UTC is 17:00 in Beijing
     assert web.get("/static/vendor/htmx.min.js").status_code == 200
     assert web.get(f"/jobs/{job_id}", headers=auth("supervisor")).status_code == 403  # not theirs
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from yikatong.core.clock import beijing_date, beijing_time
 from yikatong.core.db import engine, transaction
 from yikatong.jobs.runner import JobContext
 from yikatong.jobs.service import register
@@ -46,7 +47,7 @@ def dry_run(ctx: JobContext) -> dict[str, Any]:
 FLAGS_EXPORT = "interception.flags_export"
 EXPORT_CHUNK = 2000
 FLAG_HEADERS = ["编号", "申请编号", "姓名", "身份证号", "补贴项目", "区划代码", "比对规则", "风险", "比对依据",
-                "涉及金额（元）", "发现时间", "状态", "核实时间", "核实意见"]
+                "涉及金额（元）", "发现时间（北京时间）", "状态", "核实时间（北京时间）", "核实意见"]
 
 
 def _text_cell(sheet, value: Any):
@@ -77,7 +78,7 @@ def flags_export(ctx: JobContext) -> dict[str, Any]:
     from yikatong.workflow.models import Application
 
     filters = {k: v for k, v in ctx.params.items() if k in ("status", "rule", "item", "region") and v}
-    name = f"存疑信息_{ctx.now:%Y%m%d}_{ctx.job_id}.xlsx"
+    name = f"存疑信息_{beijing_date(ctx.now):%Y%m%d}_{ctx.job_id}.xlsx"
     partial = ctx.output(name + ".part")
     with transaction() as session:
         user = session.get(User, ctx.user_id)
@@ -104,8 +105,9 @@ def flags_export(ctx: JobContext) -> dict[str, Any]:
                         .where(Flag.id.in_(ids[start:start + EXPORT_CHUNK])).order_by(Flag.id)):
                     sheet.append([_text_cell(sheet, v) for v in (
                         f.id, number, person, masked, item_name, f.region_code, rule_name, f.severity, f.evidence,
-                        format_fen(f.amount_fen).replace(",", ""), f"{f.raised_at:%Y-%m-%d %H:%M}", f.status,
-                        f"{f.verified_at:%Y-%m-%d %H:%M}" if f.verified_at else "", f.opinion)])
+                        format_fen(f.amount_fen).replace(",", ""), f"{beijing_time(f.raised_at):%Y-%m-%d %H:%M}",
+                        f.status, f"{beijing_time(f.verified_at):%Y-%m-%d %H:%M}" if f.verified_at else "",
+                        f.opinion)])
             ctx.progress("导出存疑信息", len(ids), len(ids))
             book.save(partial)
         except BaseException:

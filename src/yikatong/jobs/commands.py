@@ -63,15 +63,15 @@ def register(app: typer.Typer) -> None:
 
         from yikatong.core.db import new_session
         from yikatong.jobs import service
+        from yikatong.jobs.service import shown
 
-        table = Table(title="后台任务")
+        table = Table(title="后台任务（北京时间）")
         for header in ("编号", "任务", "状态", "进度", "发起时间", "结束时间"):
             table.add_column(header)
         with new_session() as session:
             for j in service.recent_jobs(session, None, limit):
                 table.add_row(str(j.id), j.title, j.status, f"{j.stage} {j.done:,}/{j.total:,}" if j.total else j.stage,
-                              f"{j.created_at:%Y-%m-%d %H:%M:%S}",
-                              f"{j.finished_at:%Y-%m-%d %H:%M:%S}" if j.finished_at else "")
+                              shown(j.created_at), shown(j.finished_at))
         _console().print(table)
 
     @jobs_app.command("show")

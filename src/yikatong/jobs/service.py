@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from yikatong.core.clock import beijing_time
 from yikatong.core.errors import Conflict, Forbidden, Invalid, NotFound
 from yikatong.jobs.models import FINISHED, Job, JobStatus
 from yikatong.security.models import User
@@ -173,3 +174,8 @@ def finish(session: Session, job_id: int, worker: str, attempt: int, now: dateti
 
 def is_finished(job: Job) -> bool:
     return job.status in FINISHED
+
+
+def shown(moment: datetime | None) -> str:
+    """A job's time as people read it: Beijing time."""
+    return f"{beijing_time(moment):%Y-%m-%d %H:%M:%S}" if moment else ""

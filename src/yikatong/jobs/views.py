@@ -18,6 +18,7 @@ from yikatong.core.errors import NotFound
 from yikatong.jobs import service
 from yikatong.jobs.models import Job
 from yikatong.jobs.runner import job_dir
+from yikatong.jobs.service import shown
 from yikatong.security.models import User
 from yikatong.web.deps import DbSession, current_user, get_clock
 from yikatong.web.templating import templates
@@ -65,13 +66,13 @@ def api_cancel(job_id: int, db: Session = DbSession, clock: Clock = Depends(get_
 
 def _context(job: Job) -> dict[str, Any]:
     result = service.result_of(job) if job.result else {}
-    return {"job": job, "result": result, "finished": service.is_finished(job),
+    return {"job": job, "result": result, "finished": service.is_finished(job), "shown": shown,
             "percent": int(100 * job.done / job.total) if job.total else None}
 
 
 @pages.get("/jobs", response_class=HTMLResponse)
 def jobs_page(request: Request, db: Session = DbSession, user: User = Depends(current_user)) -> Response:
-    return templates.TemplateResponse(request, "jobs/list.html", {"user": user,
+    return templates.TemplateResponse(request, "jobs/list.html", {"user": user, "shown": shown,
                                                                  "jobs": service.recent_jobs(db, user)})
 
 
