@@ -6,6 +6,7 @@ import typer
 
 from yikatong.imports import commands as import_commands
 from yikatong.interception import commands as interception_commands
+from yikatong.jobs import commands as jobs_commands
 from yikatong.security import commands as security_commands
 from yikatong.sharing import commands as sharing_commands
 from yikatong.synth import commands as synth_commands
@@ -41,6 +42,7 @@ workflow_commands.register(app)
 eye_commands.register(app)
 sharing_commands.register(app)
 interception_commands.register(app)
+jobs_commands.register(app)
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from yikatong.catalog import models as catalog_models  # noqa: F401
 from yikatong.core.db import Base
 from yikatong.interception import models as interception_models  # noqa: F401
+from yikatong.jobs import models as jobs_models  # noqa: F401
 from yikatong.notify import models as notify_models  # noqa: F401
 from yikatong.registry import models as registry_models  # noqa: F401
 from yikatong.security import models as security_models  # noqa: F401

@@ -8,6 +8,7 @@ off again before the test ends."""
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from yikatong.core.db import new_session, transaction
 from yikatong.core.money import format_fen
 from yikatong.interception import service
 from yikatong.interception.models import Flag, Rule, RuleVersion
+from yikatong.jobs.runner import Runner
 from yikatong.security.models import AuditEvent
 from yikatong.workflow.models import Application
 
@@ -126,7 +128,12 @@ def test_supervisor_writes_dry_runs_and_activates_a_rule(web, auth):
     refused = web.post(f"/rules/{code}/versions/1/activate", headers=supervisor, follow_redirects=False)
     assert refused.status_code == 422 and "请先试运行" in refused.text
 
-    dry = web.post(f"/rules/{code}/versions/1/dry-run", headers=supervisor)
+    started = web.post(f"/rules/{code}/versions/1/dry-run", headers=supervisor, follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"].startswith("/jobs/")  # a job, not run here
+    assert Runner(FixedClock(NOW)).run_once() == int(started.headers["location"].rsplit("/", 1)[1])
+    job = web.get(started.headers["location"], headers=supervisor)
+    assert 'data-testid="job-done"' in job.text
+    dry = web.get(re.search(r'href="([^"]+)" data-testid="job-result-link"', job.text).group(1), headers=supervisor)
     assert dry.status_code == 200 and 'data-testid="dry-run"' in dry.text
     assert re.search(r'data-testid="dry-hits">3<', dry.text)
     total = format_fen(sum(a for _, a in apps))
@@ -202,10 +209,12 @@ def test_village_clerk_and_city_finance_duties(web, auth):
 def test_run_now_button(web, auth, only_my_rules):
     finance = auth("city_finance")
     page = web.get("/rules", headers=finance)
-    assert 'data-long-running' in page.text and "/static/js/rules.js" in page.text  # the progress note while it runs
+    assert 'data-testid="run-now"' in page.text
     r = web.post("/rules/run", headers=finance, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"].startswith("/rules?run=")
-    page = web.get(r.headers["location"], headers=finance)
+    assert r.status_code == 303 and r.headers["location"].startswith("/jobs/")  # the worker runs it
+    Runner(FixedClock(NOW)).run_once()
+    job = web.get(r.headers["location"], headers=finance)
+    page = web.get(re.search(r'href="([^"]+)" data-testid="job-result-link"', job.text).group(1), headers=finance)
     assert 'data-testid="run-done"' in page.text and "比对完成" in page.text
     assert 'data-testid="runs"' in page.text
     assert web.get("/static/js/rules.js").status_code == 200
@@ -257,7 +266,7 @@ def test_rule_api(web, auth):
 
 
 @pytest.mark.browser
-def test_in_a_browser_a_rule_is_written_and_the_run_shows_its_progress(browser, serve, city, tmp_path):
+def test_in_a_browser_a_rule_is_written_and_the_run_shows_its_progress(browser, serve, city, only_my_rules, tmp_path):
     from yikatong.web.app import create_app
 
     server = serve(create_app(clock=FixedClock(NOW)))
@@ -287,17 +296,35 @@ def test_in_a_browser_a_rule_is_written_and_the_run_shows_its_progress(browser, 
                                         "WHERE a.application_id < 0")
     with page.expect_navigation(url=f"**/rules/{code}?saved=1"):
         page.click("[data-testid=rule-save]")
-    with page.expect_navigation():
+    # the dry run is a job: its page polls (htmx) until the worker has run it, then links to the figures
+    with page.expect_navigation(url="**/jobs/*"):
         page.click("[data-testid=dry-run-1]")
-    assert page.inner_text("[data-testid=dry-hits]") == "0"
-    page.screenshot(path=str(tmp_path / "rule.png"), full_page=True)
+    assert page.inner_text("[data-testid=job-state]") == "排队中"
+    stop = threading.Event()
 
-    # 立即比对: while the POST runs, the form shows its progress note and its button is disabled
-    page.goto(f"{server}/rules")
-    assert page.is_hidden("[data-testid=run-progress]")
-    page.eval_on_selector("[data-testid=run-form]", "f => f.addEventListener('submit', e => e.preventDefault())")
-    page.click("[data-testid=run-now]")
-    page.wait_for_selector("[data-testid=run-progress]", state="visible")
-    page.wait_for_function("document.querySelector('[data-testid=run-now]').disabled")
+    def worker() -> None:
+        runner = Runner(FixedClock(NOW), beat_seconds=0.2)
+        while not stop.wait(0.2):
+            runner.run_pending(stop.is_set)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        page.wait_for_selector("[data-testid=job-result-link]", timeout=60_000)
+        page.click("[data-testid=job-result-link]")
+        assert page.inner_text("[data-testid=dry-hits]") == "0"
+        page.screenshot(path=str(tmp_path / "rule.png"), full_page=True)
+
+        # 立即比对: the page answers at once with the job's page, which shows the run's end
+        page.goto(f"{server}/rules")
+        with page.expect_navigation(url="**/jobs/*"):
+            page.click("[data-testid=run-now]")
+        assert "全市比对" in page.inner_text("[data-testid=job]")
+        page.wait_for_selector("[data-testid=job-result-link]", timeout=60_000)
+        page.click("[data-testid=job-result-link]")
+        page.wait_for_selector("[data-testid=run-done]")
+    finally:
+        stop.set()
+        thread.join(60)
     assert problems == []
     context.close()

@@ -28,6 +28,13 @@ class Settings:
     sms_sign: str = "一卡通"
     sms_template: str = ""
     public_url: str = ""  # the address users open (links in messages), e.g. https://ykt.example.gov.cn
+    # Limits of every DuckDB query of a rule (DuckDB has no statement timeout of its own).
+    rule_timeout_seconds: float = 600.0
+    duckdb_memory: str = "4GB"
+    duckdb_temp_max: str = "20GB"  # temporary disk a run may spill to, under YKT_DATA_DIR/duckdb-tmp
+    # A running job whose heartbeat is older than this is taken to have lost its runner and runs again.
+    job_stale_seconds: float = 300.0
+    import_job_bytes: int = 1_000_000  # a page upload larger than this is imported by a job
 
     @property
     def documents_dir(self) -> Path:
@@ -60,6 +67,11 @@ def get_settings() -> Settings:
         sms_sign=os.environ.get("YKT_SMS_SIGN", "一卡通"),
         sms_template=os.environ.get("YKT_SMS_TEMPLATE", ""),
         public_url=os.environ.get("YKT_PUBLIC_URL", "").rstrip("/"),
+        rule_timeout_seconds=float(os.environ.get("YKT_RULE_TIMEOUT_SECONDS", "600")),
+        duckdb_memory=os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),
+        duckdb_temp_max=os.environ.get("YKT_DUCKDB_TEMP_MAX", "20GB"),
+        job_stale_seconds=float(os.environ.get("YKT_JOB_STALE_SECONDS", "300")),
+        import_job_bytes=int(os.environ.get("YKT_IMPORT_JOB_BYTES", "1000000")),
     )
 
 

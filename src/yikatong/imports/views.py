@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
 from yikatong.core.errors import DomainError, Forbidden, Invalid
+from yikatong.core.settings import get_settings
 from yikatong.imports import readers
+from yikatong.imports.jobs import IMPORT
 from yikatong.imports.kinds import KINDS, Kind
 from yikatong.imports.schemas import ImportReport, RequestProblem
 from yikatong.imports.service import import_file, kind_or_404, may_import
 from yikatong.imports.template import FORMATS, MEDIA_TYPES, template_bytes, template_filename
+from yikatong.jobs import service as jobs
+from yikatong.jobs.runner import store_upload
 from yikatong.security.models import User
 from yikatong.web.deps import DbSession, client_ip, current_user, get_clock
 from yikatong.web.templating import templates
@@ -95,8 +99,36 @@ def _page(request: Request, user: User, context: dict, status_code: int = 200) -
 
 
 @pages.get("/imports", include_in_schema=False)
-def upload_page(request: Request, user: User = Depends(current_user)) -> Response:
+def upload_page(request: Request, job: int | None = None, db: Session = DbSession,
+                user: User = Depends(current_user)) -> Response:
+    """The form; `?job=` shows the report of an import that ran as a job."""
+    if job is not None:
+        found = jobs.get_job(db, user, job)  # 403 for someone else's
+        result = jobs.result_of(found) if found.kind == IMPORT and found.result else {}
+        if "report" in result:
+            report = ImportReport.model_validate(result["report"])
+            return _page(request, user, {"report": report, "selected": report.kind})
     return _page(request, user, {})
+
+
+def _start_job(db: Session, user: User, kind: str, file: UploadFile, encoding: str, dry_run: bool,
+               request: Request, clock: Clock) -> Response | None:
+    """A file larger than YKT_IMPORT_JOB_BYTES is imported by a job: store it and answer with the job's
+    page (htmx follows HX-Redirect). None for a smaller file, imported in the request."""
+    spec = kind_or_404(kind)
+    if not may_import(user, spec):
+        raise Forbidden(f"当前角色无权导入{spec.label}")
+    data = _read_upload(file)
+    file.file.seek(0)
+    if len(data) <= get_settings().import_job_bytes or len(data) > readers.MAX_FILE_BYTES:
+        return None  # small (or too large: the import refuses it with its own message)
+    job = jobs.start(db, IMPORT, {"kind": spec.name, "filename": file.filename or "upload", "encoding": encoding,
+                                  "dry_run": dry_run, "ip": client_ip(request)}, user, clock.now(),
+                     title=f"数据导入：{spec.label}（{file.filename or 'upload'}）")
+    store_upload(job.id, data)
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Redirect": f"/jobs/{job.id}"})
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @pages.post("/imports", include_in_schema=False)
@@ -112,6 +144,9 @@ def upload_submit(
 ) -> Response:
     _allowed(user)
     try:
+        started = _start_job(db, user, kind, file, encoding, bool(dry_run), request, clock)
+        if started is not None:
+            return started
         report = _run(db, user, kind, file, encoding, bool(dry_run), request, clock)
     except DomainError as e:
         return _page(request, user, {"message": e.message, "selected": kind}, status_code=e.status_code)

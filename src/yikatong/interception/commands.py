@@ -341,15 +341,34 @@ def register(app: typer.Typer) -> None:
     @intercept_app.command("run")
     def run(user: str | None = typer.Option(None, "--user", help="Login name of who starts the run (recorded "
                                                                  "with it); default: the system"),
-            threads: int | None = typer.Option(None, "--threads", min=1, help="DuckDB threads (default: all cores)")
+            threads: int | None = typer.Option(None, "--threads", min=1, help="DuckDB threads (default: all cores)"),
+            job: bool = typer.Option(False, "--job", help="Queue the run as a background job for `ykt worker` "
+                                                          "(as the page's button does) instead of running it here"),
+            wait: bool = typer.Option(False, "--wait", help="With --job: show the job's progress until it ends"),
             ) -> None:
         """Run every active rule over all live claims of the city (全市比对) and raise flags.
 
         Set-based over a columnar snapshot of the committed data and the current shared data. New hits
         become flags (a hit seen before, even if cleared, is not raised again). Prints the new flags
-        per rule and the time each rule took. Exit code 1 if a rule failed."""
+        per rule and the time each rule took. Exit code 1 if a rule failed. With --job the run is a
+        background job (see `ykt jobs`); each rule query stops after YKT_RULE_TIMEOUT_SECONDS."""
         import json
         import time
+
+        if job:
+            from yikatong.core.clock import system_clock
+            from yikatong.core.db import transaction
+            from yikatong.interception.jobs import CITY_RUN
+            from yikatong.jobs import service as jobs
+            from yikatong.jobs.commands import wait_for
+
+            with transaction() as session:
+                queued = jobs.start(session, CITY_RUN, {}, _user(session, user, required=False), system_clock.now())
+                job_id = queued.id
+            _console().print(f"已排队：后台任务 #{job_id}（由 ykt worker 运行；ykt jobs show {job_id} 查看进度）")
+            if wait and wait_for(job_id) != "已完成":
+                raise typer.Exit(1)
+            return
 
         from rich.table import Table
         from sqlalchemy import func, select

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from yikatong.core.errors import Invalid
+from yikatong.core.settings import get_settings
 from yikatong.interception.rulefile import RuleSpec
-from yikatong.interception.snapshot import Snapshot
+from yikatong.interception.snapshot import Snapshot, limit_message, time_limit
 
 HIT_SCHEMA = pa.schema([("rule_code", pa.string()), ("application_id", pa.int64()), ("evidence", pa.string()),
                         ("evidence_key", pa.string()), ("amount_fen", pa.int64())])
@@ -67,12 +68,16 @@ def run_rule(snapshot: Snapshot, spec: RuleSpec) -> RuleResult:
     """One rule over the snapshot. Errors in the rule's SQL are returned, not raised, so one broken
     rule does not stop the others (the run records it)."""
     started = time.perf_counter()
+    seconds = get_settings().rule_timeout_seconds
     try:
-        sql = wrapped_sql(spec, _output_columns(snapshot, spec), snapshot.focus is not None)
-        table = snapshot.con.sql(sql, params=spec.params or None).to_arrow_table().cast(HIT_SCHEMA)
+        with time_limit(snapshot.con, seconds):  # the memory and temporary-disk ceilings are the connection's
+            sql = wrapped_sql(spec, _output_columns(snapshot, spec), snapshot.focus is not None)
+            table = snapshot.con.sql(sql, params=spec.params or None).to_arrow_table().cast(HIT_SCHEMA)
         return RuleResult(spec.code, table, time.perf_counter() - started)
     except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
-        message = e.message if isinstance(e, Invalid) else f"规则{spec.code}执行出错：{e}"
+        limited = limit_message(e, seconds)
+        message = (e.message if isinstance(e, Invalid) else f"规则{spec.code}：{limited}" if limited
+                   else f"规则{spec.code}执行出错：{e}")
         return RuleResult(spec.code, HIT_SCHEMA.empty_table(), time.perf_counter() - started, message)
 
 

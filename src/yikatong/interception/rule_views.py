@@ -5,6 +5,7 @@ the runs in interception.service."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import Annotated
@@ -19,9 +20,11 @@ from yikatong.core.clock import Clock
 from yikatong.core.db import engine
 from yikatong.core.errors import DomainError, Forbidden, Invalid
 from yikatong.interception import authoring, service
+from yikatong.interception.jobs import CITY_RUN, DRY_RUN
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion, Severity
 from yikatong.interception.rulefile import ItemScope
 from yikatong.interception.tables import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RULE_TABLES
+from yikatong.jobs import service as jobs
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm, require_perm
 from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
@@ -273,9 +276,10 @@ def rules_page(request: Request, run: int | None = None, db: Session = DbSession
 @pages.post("/rules/run")
 def run_now(request: Request, db: Session = DbSession, user: User = Depends(require(Perm.RULE_RUN)),
             clock: Clock = Depends(get_clock)):
-    """立即比对: every active rule over the whole city, now."""
-    run = service.run_city(engine(), db, clock.now(), actor=user)
-    return RedirectResponse(f"/rules?run={run.id}", status_code=303)
+    """立即比对: every active rule over the whole city, as a job the worker runs; the page answers at
+    once with the job's page, which shows its progress."""
+    job = jobs.start(db, CITY_RUN, {}, user, clock.now())
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 class RuleForm(BaseModel):
@@ -349,8 +353,10 @@ def _detail_page(request: Request, db: Session, user: User, code: str, *, saved:
 
 @pages.get("/rules/{code}", response_class=HTMLResponse)
 def rule_page(request: Request, code: str, saved: int | None = None, activated: int | None = None,
-              deactivated: bool = False, param_set: int | None = None, db: Session = DbSession,
-              user: User = Depends(rule_viewer)):
+              deactivated: bool = False, param_set: int | None = None, dry_job: int | None = None,
+              db: Session = DbSession, user: User = Depends(rule_viewer)):
+    if dry_job is not None:
+        return _detail_page(request, db, user, code, dry=_dry_of(db, user, dry_job, code))
     message = ""
     if param_set:
         running = authoring.get_rule(db, code).active_version == param_set
@@ -368,12 +374,22 @@ def rule_page(request: Request, code: str, saved: int | None = None, activated: 
 @pages.post("/rules/{code}/versions/{number}/dry-run", response_class=HTMLResponse)
 def dry_run_submit(request: Request, code: str, number: int, db: Session = DbSession, user: User = Depends(manager),
                    clock: Clock = Depends(get_clock)):
+    """试运行 as a job (a rule over the whole city may take minutes): the page answers at once with the
+    job's page; when it is done, its result link shows the figures here (`?dry_job=`)."""
     version = authoring.get_version(db, code, number)
-    try:
-        dry = authoring.dry_run(engine(), db, version, clock.now(), actor=user, ip=client_ip(request))
-    except Invalid as e:
-        return _detail_page(request, db, user, code, error=e.message, status_code=422)
-    return _detail_page(request, db, user, code, dry=dry)
+    job = jobs.start(db, DRY_RUN, {"code": version.rule_code, "version": version.version, "ip": client_ip(request)},
+                     user, clock.now(),
+                     title=f"规则试运行：{version.rule_code} 第{version.version}版")
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+def _dry_of(db: Session, user: User, job_id: int, code: str) -> authoring.DryRun | None:
+    """The figures of a finished dry-run job of this rule that `user` started."""
+    job = jobs.get_job(db, user, job_id)
+    result = jobs.result_of(job) if job.kind == DRY_RUN and job.result else {}
+    if result.get("code") != code:
+        return None
+    return authoring.DryRun(**{f.name: result[f.name] for f in dataclasses.fields(authoring.DryRun)})
 
 
 @pages.post("/rules/{code}/versions/{number}/activate")

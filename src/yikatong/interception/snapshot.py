@@ -13,7 +13,9 @@ Two ways to fill it:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,17 +97,43 @@ class Snapshot:
 def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a memory ceiling (YKT_DUCKDB_MEMORY, default 4GB; DuckDB's own default
     is 80 % of the machine, too much beside the web server and the database), spilling to
-    YKT_DATA_DIR/duckdb-tmp beyond it."""
+    YKT_DATA_DIR/duckdb-tmp beyond it, at most YKT_DUCKDB_TEMP_MAX (default 20GB) of disk."""
     settings = get_settings()
     spill = settings.data_dir / "duckdb-tmp"
     spill.mkdir(parents=True, exist_ok=True)
     # No replacement scans: a name in a rule's FROM must be a table of the snapshot, never a Python
     # variable that happens to have that name (the rule validator refuses such names too).
-    config: dict[str, Any] = {"memory_limit": os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),
-                              "temp_directory": str(spill), "python_enable_replacements": False}
+    config: dict[str, Any] = {"memory_limit": settings.duckdb_memory, "temp_directory": str(spill),
+                              "max_temp_directory_size": settings.duckdb_temp_max,
+                              "python_enable_replacements": False}
     if threads:
         config["threads"] = threads
     return duckdb.connect(":memory:", config=config)
+
+
+@contextmanager
+def time_limit(con: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
+    """Interrupt whatever `con` runs after `seconds` (DuckDB has no statement timeout of its own): the
+    query then raises duckdb.InterruptException (see `limit_message`)."""
+    timer = threading.Timer(seconds, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def limit_message(error: Exception, seconds: float) -> str | None:
+    """The Chinese message for a rule stopped by a limit (time, memory, temporary disk), else None."""
+    if isinstance(error, duckdb.InterruptException):
+        return f"规则运行超过{seconds:g}秒，已停止：请缩小范围或改写规则"
+    if isinstance(error, duckdb.OutOfMemoryException):
+        settings = get_settings()
+        if "max_temp_directory_size" in str(error):
+            return (f"规则运行所需的临时磁盘超过上限（{settings.duckdb_temp_max}），已停止：请缩小范围或改写规则")
+        return f"规则运行所需内存超过上限（{settings.duckdb_memory}），已停止：请缩小范围或改写规则"
+    return None
 
 
 def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Table) -> int:

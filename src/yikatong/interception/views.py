@@ -23,7 +23,9 @@ from yikatong.core.clock import Clock
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.interception import service, stats
+from yikatong.interception.jobs import FLAGS_EXPORT
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleVersion
+from yikatong.jobs import service as jobs
 from yikatong.registry.documents import read_document, store_document
 from yikatong.registry.models import Document, Person
 from yikatong.registry.service import region_names
@@ -360,6 +362,19 @@ def flags_page(request: Request, status: str = "", rule: str = "", item: str = "
         "user": user, "r": result, "status": _status_filter(status) or ALL, "rule": rule, "item": item,
         "region": region, "rules": rules, "items": items, "statuses": STATUSES,
         "query": urlencode(query), "status_query": urlencode({k: v for k, v in query.items() if k != "status"})})
+
+
+@pages.post("/flags/export")
+def flags_export(status: str = Form(""), rule: str = Form("", max_length=40), item: str = Form("", max_length=20),
+                 region: str = Form("", max_length=12), db: Session = DbSession, clock: Clock = Depends(get_clock),
+                 user: User = Depends(require(Perm.FLAG_READ))) -> Response:
+    """The filtered flags as Excel, written by a job (a city's flags are many): the page answers at
+    once with the job's page, which offers the file when it is ready."""
+    wanted = _status_filter(status)
+    code = _region_prefix(user, region)  # 422 for a malformed code, 403 outside the user's region
+    params = {"status": wanted or "", "rule": rule, "item": item, "region": code or ""}
+    job = jobs.start(db, FLAGS_EXPORT, params, user, clock.now())
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 def _flag_page(request: Request, db: Session, user: User, flag_id: int, *, msg: str = "", error: str | None = None,

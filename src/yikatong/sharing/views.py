@@ -9,16 +9,20 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
 from yikatong.core.errors import DomainError, Invalid
+from yikatong.core.settings import get_settings
 from yikatong.imports.schemas import RequestProblem
+from yikatong.jobs import service as jobs
+from yikatong.jobs.runner import store_upload
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
 from yikatong.sharing import service
 from yikatong.sharing.importer import MAX_FILE_BYTES, dataset_or_404, import_dataset, snapshot_out
+from yikatong.sharing.jobs import SHARED_IMPORT
 from yikatong.sharing.schemas import DatasetOut, ImportOutcome, SnapshotOut
 from yikatong.web.deps import DbSession, client_ip, get_clock, require
 from yikatong.web.templating import templates
@@ -129,9 +133,38 @@ def template_download(dataset: str, fmt: str, user: User = Depends(require(Perm.
 
 
 @pages.get("/sharing/{dataset}")
-def dataset_page(dataset: str, request: Request, user: User = Depends(require(Perm.SHARED_READ)),
-                 db: Session = DbSession) -> Response:
+def dataset_page(dataset: str, request: Request, job: int | None = None,
+                 user: User = Depends(require(Perm.SHARED_READ)), db: Session = DbSession) -> Response:
+    """The data set; `?job=` shows the outcome of a delivery imported by a job."""
+    if job is not None:
+        found = jobs.get_job(db, user, job)  # 403 for someone else's
+        result = jobs.result_of(found) if found.kind == SHARED_IMPORT and found.result else {}
+        if "outcome" in result:
+            return _dataset_page(request, user, db, dataset, {"outcome": ImportOutcome.model_validate(
+                result["outcome"])})
     return _dataset_page(request, user, db, dataset, {})
+
+
+def _start_job(db: Session, user: User, dataset: str, file: UploadFile, agency: str, as_of: str, encoding: str,
+               request: Request, clock: Clock) -> Response | None:
+    """A delivery larger than YKT_IMPORT_JOB_BYTES is imported by a job: store it and answer with the
+    job's page (htmx follows HX-Redirect). None for a smaller one, imported in the request."""
+    spec = dataset_or_404(dataset)
+    day = _as_of(as_of)
+    if not agency.strip():
+        raise Invalid("请填写提供数据的单位")
+    data = _read_upload(file)
+    file.file.seek(0)
+    if len(data) <= get_settings().import_job_bytes:
+        return None
+    job = jobs.start(db, SHARED_IMPORT, {"dataset": spec.code, "filename": file.filename or "upload",
+                                         "agency": agency, "as_of": day.isoformat(), "encoding": encoding,
+                                         "ip": client_ip(request)}, user, clock.now(),
+                     title=f"信息归集导入：{spec.label}（{file.filename or 'upload'}）")
+    store_upload(job.id, data)
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Redirect": f"/jobs/{job.id}"})
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @pages.post("/sharing/{dataset}")
@@ -149,6 +182,9 @@ def upload_submit(
     form = {"agency": agency, "as_of": as_of, "encoding": encoding}
     dataset_or_404(dataset)
     try:
+        started = _start_job(db, user, dataset, file, agency, as_of, encoding, request, clock)
+        if started is not None:
+            return started
         outcome = _run(db, user, dataset, file, agency, as_of, encoding, request, clock)
     except DomainError as e:
         return _dataset_page(request, user, db, dataset, {"message": e.message, "form": form},

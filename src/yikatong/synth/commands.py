@@ -174,5 +174,8 @@ def register(app: typer.Typer) -> None:
             return
         import uvicorn
 
+        from yikatong.jobs.runner import run_in_background
+
+        run_in_background()  # the city run, dry runs, large imports and exports started on the pages
         typer.echo(f"打开 http://{host}:{port}")
         uvicorn.run("yikatong.web.app:create_app", factory=True, host=host, port=port)

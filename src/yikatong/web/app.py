@@ -36,6 +36,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
     from yikatong.imports import views as import_views
     from yikatong.interception import rule_views
     from yikatong.interception import views as interception_views
+    from yikatong.jobs import views as jobs_views
     from yikatong.registry import views as registry_views
     from yikatong.security import views as security_views
     from yikatong.sharing import views as sharing_views
@@ -55,7 +56,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
         app.state.clock = clock
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (security_views, registry_views, catalog_views, import_views, submission_views, workflow_views,
-                   eye_views, road_views, sharing_views, interception_views, rule_views):
+                   eye_views, road_views, sharing_views, interception_views, rule_views, jobs_views):
         app.include_router(module.api)
         app.include_router(module.pages)
 

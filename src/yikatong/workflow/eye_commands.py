@@ -1,4 +1,5 @@
-"""`ykt worker`: the electronic eye (电子眼) and the outbox dispatcher, in one loop."""
+"""`ykt worker`: the electronic eye (电子眼), the outbox dispatcher and the background jobs (后台任务), in
+one loop."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from enum import StrEnum
 import typer
 
 from yikatong.core.clock import format_beijing
+
+JOB_POLL = 2.0  # seconds between looks for queued jobs
 
 
 class Sink(StrEnum):
@@ -29,6 +32,7 @@ class Round:
     sent: int
     retrying: int
     failed: int
+    jobs: int = 0
 
 
 def build_notifier(sink: Sink):
@@ -76,7 +80,8 @@ def print_round(console, number: int, at, r: Round) -> None:
     when = format_beijing(at, "%Y-%m-%d %H:%M:%S")
     console.print(f"[bold]第{number}轮[/bold] {when}  公示期满转下一环节 {r.publicity_moved} 件 · "
                   f"到期提醒 {r.reminded} 件/{r.reminders} 条 · 超期督办 {r.escalated} 件/{r.escalations} 条 · "
-                  f"发送成功 {r.sent} 条 · 待重试 {r.retrying} 条 · 发送失败 {r.failed} 条")
+                  f"发送成功 {r.sent} 条 · 待重试 {r.retrying} 条 · 发送失败 {r.failed} 条"
+                  + (f" · 后台任务 {r.jobs} 个" if r.jobs else ""))
     if r.unreached:
         console.print(f"  其中 {r.unreached} 件所在环节没有可通知的在岗人员（请在用户管理中配置经办人）")
 
@@ -97,12 +102,15 @@ def register(app: typer.Typer) -> None:
         reminds handlers of applications due soon (e.g. one working day before the deadline),
         escalates overdue ones to the office's leader and to the region's supervisors, and then
         delivers the messages waiting in the outbox. Each person gets one message per round, listing
-        the applications. A message is sent exactly once even if the worker is stopped or crashes
+        the applications. Between rounds it runs the background jobs started on the pages (city runs,
+        dry runs, large imports and exports), and again any job whose runner died. A message is sent
+        exactly once even if the worker is stopped or crashes
         and is started again. Stop it with Ctrl-C or SIGTERM: the message in hand is finished first (press
         Ctrl-C twice to leave at once)."""
         from rich.console import Console
 
         from yikatong.core import clock as clocks
+        from yikatong.jobs.runner import Runner
         from yikatong.notify.dispatcher import Dispatcher
         from yikatong.security.scope import pad_code
 
@@ -126,15 +134,24 @@ def register(app: typer.Typer) -> None:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, on_signal)
+        runner = Runner(clock)
         number = 0
         try:
             while not stop.is_set():
                 number += 1
                 result = run_round(dispatcher, clock, region, should_stop=stop.is_set)
+                result.jobs = len(runner.run_pending(stop.is_set))
                 print_round(console, number, clock.now(), result)
                 if once:
                     break
-                stop.wait(interval)
+                # between rounds, queued jobs start within JOB_POLL seconds of being started on a page
+                waited = 0.0
+                while not stop.wait(min(JOB_POLL, interval - waited)):
+                    waited += JOB_POLL
+                    for job_id in runner.run_pending(stop.is_set):
+                        console.print(f"后台任务 #{job_id} 已结束")
+                    if waited >= interval:
+                        break
         except KeyboardInterrupt:
             console.print("已立即停止：未标记为已发送的消息将在下次启动时发送，收件人不会重复收到。")
             raise typer.Exit(130) from None
