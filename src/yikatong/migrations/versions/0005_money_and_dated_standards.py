@@ -2,7 +2,7 @@
 item's standard as valid from 2000-01-01 city-wide); rule versions say why they were made and
 built-in rules keep the parameters a supervisor set.
 
-Revision ID: 0005_standards
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-04
 """

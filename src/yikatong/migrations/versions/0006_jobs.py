@@ -1,7 +1,7 @@
 """Jobs (后台任务): long work claimed and run by the worker, with progress, result and log.
 
-Revision ID: 0005_jobs
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-04
 """
 
