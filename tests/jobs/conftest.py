@@ -4,7 +4,7 @@ rule has a fresh code and every active rule is switched off during a test and ba
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from yikatong.core.clock import FixedClock
 from yikatong.core.db import transaction
 
-NOW = datetime(2026, 12, 1, 9, 0)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "ykt-demo-2026"
 
 
