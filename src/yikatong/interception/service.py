@@ -35,6 +35,8 @@ from yikatong.workflow import service as workflow
 from yikatong.workflow.models import Application
 
 CHUNK = 900
+OUT_OF_SCOPE = "不存在或无权处理"
+GATE_MAX = 10_000  # applications per gate request (the page and the API)
 
 
 def visible_flags(session: Session, user: User):
@@ -156,6 +158,15 @@ def gate(session: Session, application_ids: Sequence[int], now: datetime, actor:
     blocked (with their open flags) or not 已通过. Nothing is raised: the caller commits, so the
     flags found here are kept even when applications are blocked."""
     ids = sorted(set(application_ids))
+    hidden: dict[int, str] = {}
+    if actor is not None:  # a person (the page, the API, the CLI's --user): their permission and region
+        require_perm(actor, Perm.PAYMENT_GATE)
+        seen: set[int] = set()
+        for start in range(0, len(ids), CHUNK):
+            seen.update(session.scalars(select(Application.id).where(
+                Application.id.in_(ids[start:start + CHUNK]), within(Application.region_code, actor.region_code))))
+        hidden = {i: OUT_OF_SCOPE for i in ids if i not in seen}  # says nothing about what it is
+        ids = [i for i in ids if i in seen]
     run = screen(session, ids, now, actor, scope="gate")
     open_by_app: dict[int, list[Flag]] = {}
     for start in range(0, len(ids), CHUNK):
@@ -164,6 +175,6 @@ def gate(session: Session, application_ids: Sequence[int], now: datetime, actor:
             open_by_app.setdefault(f.application_id, []).append(f)
     payable = workflow.mark_payable(session, [i for i in ids if i not in open_by_app], actor, now)
     # an application with open flags is reported as blocked, whatever its status
-    return GateResult(checked=len(ids), new_flags=run.new_flags if run else 0, allowed=payable.moved,
+    return GateResult(checked=len(ids) + len(hidden), new_flags=run.new_flags if run else 0, allowed=payable.moved,
                       blocked=[BlockedApplication(i, fs) for i, fs in sorted(open_by_app.items())],
-                      not_payable=payable.not_moved)
+                      not_payable=dict(sorted({**payable.not_moved, **hidden}.items())))
