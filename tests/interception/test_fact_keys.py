@@ -127,8 +127,9 @@ def test_a_rule_without_fact_key_raises_one_flag_per_application(db, world):
     assert _run(db, world, s1, v1) == 1
     [flag] = _flags(db, app)
     assert flag.fact_key == code
-    s2 = spec(f"SELECT application_id, '第二种说法' AS evidence FROM applications WHERE application_id = {app.id} "
-              f"UNION ALL SELECT application_id, '另一条' AS evidence FROM applications WHERE application_id = {app.id}")
+    one = f"FROM applications WHERE application_id = {app.id}"
+    s2 = spec(f"SELECT application_id, '第二种说法' AS evidence {one} "
+              f"UNION ALL SELECT application_id, '另一条' AS evidence {one}")
     v2 = screening.new_version(db, db.get(Rule, code), s2, None, NOW)
     assert _run(db, world, s2, v2) == 0 and len(_flags(db, app)) == 1
 

@@ -29,7 +29,8 @@ def _active_rule_hitting(app_id: int) -> None:
     """An active rule of our own that hits exactly this application (switched off by _off)."""
     with transaction() as s:
         number = s.get(Application, app_id).number
-        sql = f"SELECT application_id, '测试：发放前发现 ' || number AS evidence FROM applications WHERE number = '{number}'"
+        sql = (f"SELECT application_id, '测试：发放前发现 ' || number AS evidence FROM applications "
+               f"WHERE number = '{number}'")
         rule = s.get(Rule, GATE_RULE)
         if rule is None:
             rule = Rule(code=GATE_RULE, origin=RuleOrigin.SUPERVISOR.value, name="测试规则（门禁）", active=True,
@@ -53,7 +54,7 @@ def _status(app_id: int) -> str:
         return s.get(Application, app_id).status
 
 
-def test_the_api_gate_keeps_its_flags_and_moves_the_clean(web, auth, rule_version):
+def test_the_api_gate_keeps_its_flags_and_moves_the_clean(web, auth, rule_version):  # noqa: F811
     clean, caught = _approved(), _approved()
     waiting, [old_flag] = flagged(("测试：早已存疑",))
     _active_rule_hitting(caught)
@@ -81,13 +82,14 @@ def test_the_api_gate_keeps_its_flags_and_moves_the_clean(web, auth, rule_versio
     assert again["allowed"] == [] and again["not_payable"] == {str(clean): "待支付"}  # reported, not moved twice
 
 
-def test_only_city_finance_gates(web, auth):
+def test_only_city_finance_gates(web, auth):  # noqa: F811
     r = web.post("/api/v1/payment-gate", headers=auth("county_handler"), json={"application_ids": [1]})
     assert r.status_code == 403
-    assert web.post("/api/v1/payment-gate", headers=auth("city_finance"), json={"application_ids": []}).status_code == 422
+    empty = web.post("/api/v1/payment-gate", headers=auth("city_finance"), json={"application_ids": []})
+    assert empty.status_code == 422
 
 
-def test_the_gate_page(web, auth, rule_version):
+def test_the_gate_page(web, auth, rule_version):  # noqa: F811
     clean = _approved()
     waiting, _ = flagged(("测试：页面门禁",))
     finance = auth("city_finance")
