@@ -209,3 +209,15 @@ def test_the_migration_gives_old_flags_a_fact_key(tmp_path):
     finally:
         if server.startswith("postgresql"):
             drop_database(url)
+
+
+def test_every_builtin_rule_returns_a_documented_fact_key():
+    from pathlib import Path
+
+    from yikatong.interception.authoring import validate_sql
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    table = docs[docs.index("Fact keys of the built-in rules"):docs.index("## Built-in rules")]
+    for spec in builtin_rules():
+        assert "fact_key" in validate_sql(spec.sql, spec.params).columns, spec.code
+        assert f"`{spec.code}`" in table, spec.code
