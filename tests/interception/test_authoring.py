@@ -24,7 +24,7 @@ from yikatong.interception.rulefile import RULES_DIR, builtin_rules, make_spec
 from yikatong.interception.snapshot import city_snapshot
 from yikatong.security.models import AuditEvent, User
 from yikatong.sharing.store import current_snapshots
-from yikatong.workflow.models import Application
+from yikatong.workflow.models import LIVE_STATUSES, Application
 
 NOW = datetime(2026, 12, 1, 9, 0)
 OK_TAIL = "SELECT a.application_id, 'x' AS evidence FROM applications a"
@@ -242,7 +242,7 @@ def test_dry_run_matches_a_direct_engine_run_and_writes_no_flag(db, users):
     assert dry.amount_fen == sum(direct.hits.column("amount_fen").to_pylist())
     # and by hand, on the transactional tables
     live = db.execute(select(func.count(), func.sum(Application.amount_fen - 50_000)).where(
-        Application.status.in_(("办理中", "已通过")), Application.amount_fen > 50_000)).one()
+        Application.status.in_(LIVE_STATUSES), Application.amount_fen > 50_000)).one()
     assert (dry.hits, dry.amount_fen) == (live[0], live[1])
     assert len(dry.sample) == min(dry.hits, authoring.SAMPLE_ROWS)
     assert dry.sample[0]["amount_fen"] == max(r["amount_fen"] for r in dry.sample)
@@ -262,7 +262,7 @@ def test_a_broken_rule_fails_its_dry_run(db, users):
 
 def test_activate_needs_a_dry_run_and_flags_record_the_version(db, users):
     supervisor = users["supervisor"]
-    numbers = db.scalars(select(Application.number).where(Application.status.in_(("办理中", "已通过")))
+    numbers = db.scalars(select(Application.number).where(Application.status.in_(LIVE_STATUSES))
                          .order_by(Application.id).limit(4)).all()
     assert len(numbers) == 4
     fourth, numbers = numbers[3], numbers[:3]

@@ -236,10 +236,10 @@ def test_agrees_on_the_city_snapshot(city, db):
     from yikatong.interception.snapshot import focus_snapshot
     from yikatong.registry.models import Person
     from yikatong.sharing.store import current_snapshots
-    from yikatong.workflow.models import Application
+    from yikatong.workflow.models import LIVE_STATUSES, Application
 
     live = db.execute(select(Application.id, Application.person_id, Application.region_code,
-                             Application.period_end).where(Application.status.in_(("办理中", "已通过")))
+                             Application.period_end).where(Application.status.in_(LIVE_STATUSES))
                       .order_by(Application.id)).all()
     if len(live) < 12:
         pytest.skip("the test city has too few live applications")

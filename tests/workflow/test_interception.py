@@ -186,7 +186,7 @@ def test_city_run_sees_committed_claims_only_and_records_versions(db, users, cla
     person = claimant()
     app = _accept(db, users, person, clock)  # not committed: the city run reads committed data only
     committed = db.scalar(select(func.count()).select_from(Application)
-                          .where(Application.status.in_(["办理中", "已通过"]), Application.id != app.id))
+                          .where(Application.status.in_(service.LIVE_STATUSES), Application.id != app.id))
     _deaths(db, clock, (person, date(2026, 11, 2)))
     run = interception.run_city(engine(), db, clock.now())
     assert run.scope == "city" and run.finished_at is not None and run.applications == committed
