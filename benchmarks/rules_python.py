@@ -5,7 +5,8 @@ person id, by ID-number hash, by household, by bank account, by card number), th
 application look up its related rows and test every rule in turn. It exists only to be measured
 against the set-based DuckDB rules (benchmarks/interception.py) and to check them: for every
 application it must name exactly the rules whose SQL in src/yikatong/interception/rules/*.sql hits it
-(the evidence text is not rebuilt; which applications are hit is what is compared).
+(the evidence text is not rebuilt; which applications are hit is what is compared, and for the rules
+in FACTS the fact key of each hit too).
 
 Inputs are plain Python tuples fetched from the same snapshot the rules run on
 (`interception.snapshot.city_snapshot` or `focus_snapshot`). The rule parameters ($pension_limit_fen,
@@ -20,6 +21,7 @@ repeated here.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -479,6 +481,74 @@ RULES: dict[str, Callable[[World, App, Person | None, Item], bool]] = {
     "CADRE_OWN_VILLAGE": cadre_own_village,
     "HOUSEHOLD_TWICE": household_twice,
 }
+
+
+# ---------------------------------------------------------------- fact keys
+# For the rules whose facts this world holds (it does not load plates, employers or certificates),
+# the fact keys the SQL returns for each hit row; the engine joins an application's distinct keys.
+
+
+def _deceased_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    return [str(d.on) for d in _rows(w.deaths, p) if _le(d.on, a.period_end)]
+
+
+def _retiree_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    limit = w.params["pension_limit_fen"]
+    return [str(r.on) for r in _rows(w.retirees, p)
+            if r.value is not None and r.value > limit and _le(r.on, a.period_end)]
+
+
+def _custody_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    return [str(c.start) for c in _rows(w.prisoners, p) if _overlaps(c.start, c.end, a)]
+
+
+def _age_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    return [str(p.birth_date)] if p is not None and age_out_of_range(w, a, p, item) else []
+
+
+def _two_regions_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    if a.basis not in ("人", "户"):
+        return []
+    return [f"application:{b.application_id}" for b in w.apps_by_person.get(a.person_id, ())
+            if b.basis in ("人", "户") and b.region_code != a.region_code and _both_overlap(b, a)]
+
+
+def _exclusive_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    others = w.exclusive.get(a.item_code) or set()
+    return [f"application:{b.application_id}" for b in w.apps_by_person.get(a.person_id, ())
+            if b.item_code in others and b.item_code in w.items and _both_overlap(b, a)]
+
+
+def _household_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    if a.basis != "户" or a.household_id is None:
+        return []
+    return [f"application:{b.application_id}" for b in w.apps_by_household.get(a.household_id, ())
+            if b.item_code == a.item_code and b.application_id < a.application_id and b.person_id != a.person_id
+            and b.person_id in w.persons and _both_overlap(b, a)]
+
+
+def _over_standard_facts(w: World, a: App, p: Person | None, item: Item) -> list[str]:
+    wrong_quantity = a.basis in ("人", "户") and a.quantity_centi != 100
+    return [f"{'quantity' if wrong_quantity else 'amount'}:{a.quantity_centi}:{a.amount_fen}"]
+
+
+FACTS: dict[str, Callable[[World, App, Person | None, Item], list[str]]] = {
+    "DECEASED": _deceased_facts,
+    "RETIREE_PENSION_MEANS_TESTED": _retiree_facts,
+    "IN_CUSTODY": _custody_facts,
+    "AGE_OUT_OF_RANGE": _age_facts,
+    "TWO_REGIONS": _two_regions_facts,
+    "EXCLUSIVE_ITEMS": _exclusive_facts,
+    "HOUSEHOLD_TWICE": _household_facts,
+    "OVER_STANDARD": _over_standard_facts,
+}
+FACT_KEY_MAX = 100  # as interception.engine
+
+
+def fact_key(w: World, a: App, code: str) -> str:
+    """The fact key the engine gives a hit of rule `code` on `a` (only for the rules in FACTS)."""
+    facts = "|".join(sorted(set(FACTS[code](w, a, w.persons.get(a.person_id), w.items[a.item_code]))))
+    return facts if len(facts) <= FACT_KEY_MAX else "sha256:" + hashlib.sha256(facts.encode()).hexdigest()[:56]
 
 
 def check(w: World, a: App) -> set[str]:

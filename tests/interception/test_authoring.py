@@ -24,7 +24,7 @@ from yikatong.interception.rulefile import RULES_DIR, builtin_rules, make_spec
 from yikatong.interception.snapshot import city_snapshot
 from yikatong.security.models import AuditEvent, User
 from yikatong.sharing.store import current_snapshots
-from yikatong.workflow.models import Application
+from yikatong.workflow.models import LIVE_STATUSES, Application
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 OK_TAIL = "SELECT a.application_id, 'x' AS evidence FROM applications a"
@@ -242,7 +242,7 @@ def test_dry_run_matches_a_direct_engine_run_and_writes_no_flag(db, users):
     assert dry.amount_fen == sum(direct.hits.column("amount_fen").to_pylist())
     # and by hand, on the transactional tables
     live = db.execute(select(func.count(), func.sum(Application.amount_fen - 50_000)).where(
-        Application.status.in_(("办理中", "已通过")), Application.amount_fen > 50_000)).one()
+        Application.status.in_(LIVE_STATUSES), Application.amount_fen > 50_000)).one()
     assert (dry.hits, dry.amount_fen) == (live[0], live[1])
     assert len(dry.sample) == min(dry.hits, authoring.SAMPLE_ROWS)
     assert dry.sample[0]["amount_fen"] == max(r["amount_fen"] for r in dry.sample)
@@ -262,9 +262,10 @@ def test_a_broken_rule_fails_its_dry_run(db, users):
 
 def test_activate_needs_a_dry_run_and_flags_record_the_version(db, users):
     supervisor = users["supervisor"]
-    numbers = db.scalars(select(Application.number).where(Application.status.in_(("办理中", "已通过")))
-                         .order_by(Application.id).limit(3)).all()
-    assert len(numbers) == 3
+    numbers = db.scalars(select(Application.number).where(Application.status.in_(LIVE_STATUSES))
+                         .order_by(Application.id).limit(4)).all()
+    assert len(numbers) == 4
+    fourth, numbers = numbers[3], numbers[:3]
     listed = ", ".join(f"'{n}'" for n in numbers)
     code = _code()
     v1 = _save(db, supervisor, code, sql=f"SELECT a.application_id, '测试命中 ' || a.number AS evidence "
@@ -287,17 +288,19 @@ def test_activate_needs_a_dry_run_and_flags_record_the_version(db, users):
     assert {f.rule_version_id for f in flags} == {v1.id}
     assert {f.evidence for f in flags} == {f"测试命中 {n}" for n in numbers}
 
-    # a second version, switched on after its dry run, is what later flags point at; the old ones stay
+    # a second version, switched on after its dry run, is what later flags point at; the old ones stay.
+    # It rewords the evidence: the three already flagged are not flagged again (no fact key: one flag
+    # per application and rule); only the fourth application it now also hits is
     v2 = _save(db, supervisor, code, sql=f"SELECT a.application_id, '第二版命中 ' || a.number AS evidence "
-                                         f"FROM applications a WHERE a.number IN ({listed})")
+                                         f"FROM applications a WHERE a.number IN ({listed}, '{fourth}')")
     authoring.dry_run(engine(), db, v2, NOW)
     authoring.activate(db, supervisor, v2, NOW)
     mine = [(v, s) for v, s in service.active_specs(db) if v.rule_code == code]
     assert [v.version for v, _ in mine] == [2]
-    service.run_city(engine(), db, NOW, actor=supervisor, specs=mine)
+    run = service.run_city(engine(), db, NOW, actor=supervisor, specs=mine)
     by_version = dict(db.execute(select(Flag.rule_version_id, func.count()).where(Flag.rule_code == code)
                                  .group_by(Flag.rule_version_id)).all())
-    assert by_version == {v1.id: 3, v2.id: 3}
+    assert run.new_flags == 1 and by_version == {v1.id: 3, v2.id: 1}
 
     authoring.deactivate(db, supervisor, db.get(Rule, code), NOW)
     assert not any(v.rule_code == code for v, _ in service.active_specs(db))
@@ -402,29 +405,35 @@ def test_cli_check_add_dry_run_enable_disable(cli, tmp_path, only_my_rules):
 
 def test_cli_gate(cli, tmp_path, city, only_my_rules):
     with transaction() as s:
-        app_id = s.scalar(select(Application.id).where(Application.status.in_(("办理中", "已通过")),
-                                                       Application.open_flags == 0).order_by(Application.id))
+        app_id = s.scalar(select(Application.id).where(Application.status == "已通过", Application.open_flags == 0)
+                          .order_by(Application.id))
     ids = tmp_path / "ids.txt"
     ids.write_text(f"# 本批\n{app_id}\n", encoding="utf-8")
     result = cli("intercept", "gate", "--application-ids-file", str(ids))
     assert result.exit_code == 0, result.output
-    assert "发放前比对通过" in result.output
+    assert "发放前比对通过" in result.output and "1笔转入待支付" in result.output
+    with transaction() as s:
+        assert s.get(Application, app_id).status == "待支付"
 
-    # an open flag on it stops the set (the flag is put there by hand and removed after)
+    # once 待支付 it is reported, not moved again
+    result = cli("intercept", "gate", "--application-ids-file", str(ids))
+    assert result.exit_code == 1 and f"{app_id}（待支付）" in result.output
+
+    # an open flag on it stops it (the flag is put there by hand and removed after)
     with transaction() as s:
         rule = s.scalars(select(Rule).where(Rule.origin == RuleOrigin.BUILTIN.value)).first()
         version = s.scalar(select(RuleVersion).where(RuleVersion.rule_code == rule.code))
         app = s.get(Application, app_id)
         flag = Flag(application_id=app_id, rule_code=rule.code, rule_version_id=version.id, evidence="测试",
-                    evidence_key=uuid.uuid4().hex, amount_fen=app.amount_fen, item_code=app.item_code,
-                    region_code=app.region_code, severity="高", raised_at=NOW)
+                    evidence_key=uuid.uuid4().hex, fact_key=uuid.uuid4().hex, amount_fen=app.amount_fen,
+                    item_code=app.item_code, region_code=app.region_code, severity="高", raised_at=NOW)
         s.add(flag)
         s.flush()
         flag_id = flag.id
     try:
         result = cli("intercept", "gate", "--application-ids-file", str(ids))
         assert result.exit_code == 1
-        assert "发放前比对未通过" in result.output and str(app_id) in result.output
+        assert "发放前比对未通过" in result.output and "有存疑信息的申请ID：" + str(app_id) in result.output
     finally:
         with transaction() as s:
             s.delete(s.get(Flag, flag_id))

@@ -19,7 +19,7 @@ from yikatong.interception.snapshot import city_snapshot
 from yikatong.sharing.store import current_snapshots
 from yikatong.synth.anomalies import DEFAULT_RATES, RULE_CODES, SOURCE_REF, read_manifest, wanted_counts
 from yikatong.synth.city import build_city
-from yikatong.workflow.models import Application
+from yikatong.workflow.models import LIVE_STATUSES, Application
 
 SCALE = 0.002  # about 6,500 residents, 12,000 live applications
 SEED = 11
@@ -85,7 +85,7 @@ def test_every_rule_is_planted_at_its_configured_rate(planted_city):
     assert set(RULE_CODES) == {spec.code for spec in rulefile.builtin_rules()}
     with engine.connect() as conn:
         live = conn.scalar(select(func.count()).select_from(Application).where(
-            Application.status.in_(("办理中", "已通过"))))
+            Application.status.in_(LIVE_STATUSES)))
         inserted = conn.scalar(select(func.count()).select_from(Application).where(
             Application.source_ref == SOURCE_REF))
     wanted = wanted_counts(live - inserted, DEFAULT_RATES)

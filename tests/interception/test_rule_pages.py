@@ -23,11 +23,11 @@ from yikatong.interception import service
 from yikatong.interception.models import Flag, Rule, RuleVersion
 from yikatong.jobs.runner import Runner
 from yikatong.security.models import AuditEvent
-from yikatong.workflow.models import Application
+from yikatong.workflow.models import LIVE_STATUSES, Application
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PASSWORD = "ykt-demo-2026"
-LIVE = ("办理中", "已通过")
+LIVE = LIVE_STATUSES
 
 
 @pytest.fixture

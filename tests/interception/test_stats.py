@@ -56,7 +56,8 @@ def make_flag(db, app: Application, version: RuleVersion, amount_fen: int, raise
               status: FlagStatus = FlagStatus.OPEN, evidence: str | None = None) -> Flag:
     evidence = evidence or f"测试事实 {uuid.uuid4().hex[:8]}"
     flag = Flag(application_id=app.id, rule_code=version.rule_code, rule_version_id=version.id, evidence=evidence,
-                evidence_key=hashlib.sha256(evidence.encode()).hexdigest()[:32], amount_fen=amount_fen,
+                evidence_key=hashlib.sha256(evidence.encode()).hexdigest()[:32], fact_key=evidence,
+                amount_fen=amount_fen,
                 item_code=app.item_code, region_code=app.region_code, severity=version.severity,
                 status=status.value, raised_at=raised_at)
     if status is not FlagStatus.OPEN:

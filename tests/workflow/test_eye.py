@@ -22,7 +22,7 @@ from yikatong.security.models import User
 from yikatong.workflow import service
 from yikatong.workflow.calendar import set_day
 from yikatong.workflow.eye import Kind, scan
-from yikatong.workflow.models import Action, Application, Source, Status, Step
+from yikatong.workflow.models import LIVE_STATUSES, Action, Application, Source, Status, Step
 from yikatong.workflow.overdue import board_to_excel, overdue_board
 
 from .conftest import MONDAY
@@ -55,7 +55,7 @@ def roomy_village(db, people: int = 12) -> str:
     """A village of 资中县 outside the demo villages with the most people free to claim 农村低保."""
     demo = select(User.region_code).where(User.username.in_(("village_clerk", "village_clerk2")))
     live = select(Application.person_id).where(Application.item_code == LOW_INCOME,
-                                               Application.status.in_(("办理中", "已通过")))
+                                               Application.status.in_(LIVE_STATUSES))
     return db.scalar(select(Person.region_code).where(Person.region_code.like("511025%"),
                                                       Person.region_code.not_in(demo), Person.id.not_in(live))
                      .group_by(Person.region_code).having(func.count() >= people)

@@ -116,21 +116,68 @@ def test_confirming_rejects_and_keeps_a_lead(db, users, claimant, clock):
     assert actions[-2:] == ["核实属实", "否决"]
 
 
-def test_the_pre_payment_gate_refuses_a_set_with_an_open_flag(db, users, claimant, clock):
-    a, b = claimant(), claimant()
-    app_a, app_b = _accept(db, users, a, clock), _accept(db, users, b, clock)
-    assert interception.gate(db, [app_a.id, app_b.id], clock.now()).blocked_ids == []
+def _approve(db, app):
+    """Through every station (the road itself is tested elsewhere): 已通过, waiting for the gate."""
+    service.leave_road(app, Status.APPROVED, app.created_at)
+    db.flush()
+
+
+def test_the_pre_payment_gate_moves_the_clean_and_reports_the_flagged(db, users, claimant, clock):
+    a, b, c = claimant(), claimant(), claimant()
+    app_a, app_b, app_c = (_accept(db, users, p, clock) for p in (a, b, c))
+    for app in (app_a, app_b):
+        _approve(db, app)
     # the death is reported after the claims went in: only the gate (or a city run) can see it
     _deaths(db, clock, (b, date(2026, 11, 15)))
-    with pytest.raises(interception.GateRefused, match="1笔申请有1条存疑信息未核实") as refused:
-        interception.gate(db, [app_a.id, app_b.id], clock.now())
-    assert refused.value.result.blocked_ids == [app_b.id] and refused.value.result.new_flags == 1
-    assert db.scalar(select(func.count()).select_from(RuleRun).where(RuleRun.scope == "gate")) >= 2
+    result = interception.gate(db, [app_a.id, app_b.id, app_c.id], clock.now())  # no exception: a result
+    assert result.allowed == [app_a.id] and result.blocked_ids == [app_b.id] and result.new_flags == 1
+    [blocked] = result.blocked
+    assert [f.rule_code for f in blocked.flags] == ["DECEASED"] and result.open_flags == 1
+    assert result.not_payable == {app_c.id: Status.OPEN.value} and not result.passed  # 办理中: reported, not moved
+    assert "1笔有1条存疑信息未核实" in result.message() and "1笔转入待支付" in result.message()
+    db.refresh(app_a), db.refresh(app_b), db.refresh(app_c)
+    assert (app_a.status, app_b.status, app_c.status) == (Status.PAYABLE, Status.APPROVED, Status.OPEN)
+    assert db.scalar(select(ReviewRecord.action).where(ReviewRecord.application_id == app_a.id)
+                     .order_by(ReviewRecord.id.desc()).limit(1)) == Action.PAYABLE
+    assert db.scalar(select(func.count()).select_from(RuleRun).where(RuleRun.scope == "gate")) >= 1
     [flag] = _flags(db, app_b)
     interception.verify(db, flag, users["county_handler"], confirm=False, opinion="死亡信息有误，已与民政核对",
                         document_sha256=None, now=clock.now())
-    result = interception.gate(db, [app_a.id, app_b.id], clock.now())
-    assert (result.checked, result.blocked_ids, result.new_flags) == (2, [], 0)
+    result = interception.gate(db, [app_b.id], clock.now())
+    assert (result.checked, result.allowed, result.blocked_ids, result.new_flags) == (1, [app_b.id], [], 0)
+    assert result.passed and "发放前比对通过" in result.message()
+    # 待支付 is live: a second claim for the same period is refused, as for 已通过
+    assert Status.PAYABLE.value in service.LIVE_STATUSES
+
+
+def test_the_gate_commits_its_flags_even_when_it_blocks(users, claimant_pool, clock):
+    """In its own transaction, as the CLI and the API run it: the flag the gate found is kept."""
+    from yikatong.core.db import transaction
+    from yikatong.registry.models import Person
+    from yikatong.sharing.models import SharedSnapshot
+
+    with transaction() as s:
+        person = s.get(Person, claimant_pool[users["village_clerk"].region_code].pop()[0])
+        app = service.accept(s, s.merge(users["village_clerk"]), person_id=person.id, item_code=LOW_INCOME,
+                             period="2026-11", now=clock.now())
+        _approve(s, app)
+        app_id = app.id
+        rows = [{"id_hash": person.id_number_hash, "id_masked": "1****", "name": person.name,
+                 "death_date": date(2026, 11, 2), "source": "火化记录"}]
+        table = pa.Table.from_pylist(rows, schema=store.arrow_schema(store.BY_CODE["deaths"]))
+        snapshot_id = store.save_snapshot(s, "deaths", table, agency="门禁测试局", as_of=clock.now().date(),
+                                          filename="deaths.csv", file_sha256="1" * 64, file_format="csv",
+                                          actor=None, now=clock.now()).id
+    try:
+        with transaction() as s:
+            result = interception.gate(s, [app_id], clock.now())
+        assert result.blocked_ids == [app_id] and result.allowed == [] and result.new_flags == 1
+        with transaction() as s:
+            [flag] = _flags(s, s.get(Application, app_id))
+            assert flag.status == FlagStatus.OPEN and s.get(Application, app_id).status == Status.APPROVED
+    finally:
+        with transaction() as s:  # no other test sees this delivery
+            s.delete(s.get(SharedSnapshot, snapshot_id))
 
 
 def test_city_run_sees_committed_claims_only_and_records_versions(db, users, claimant, clock):
@@ -139,7 +186,7 @@ def test_city_run_sees_committed_claims_only_and_records_versions(db, users, cla
     person = claimant()
     app = _accept(db, users, person, clock)  # not committed: the city run reads committed data only
     committed = db.scalar(select(func.count()).select_from(Application)
-                          .where(Application.status.in_(["办理中", "已通过"]), Application.id != app.id))
+                          .where(Application.status.in_(service.LIVE_STATUSES), Application.id != app.id))
     _deaths(db, clock, (person, date(2026, 11, 2)))
     run = interception.run_city(engine(), db, clock.now())
     assert run.scope == "city" and run.finished_at is not None and run.applications == committed

@@ -16,7 +16,8 @@ a different parser might read otherwise). A rule must be ONE read-only query:
   current_setting, read_*, *_scan, glob, query, query_table, pragma_*, duckdb_*, sniff_csv... — is
   refused by not being on the list, so a new DuckDB function is refused until someone adds it;
 - columns: every column must exist (sqlglot's qualify against interception.tables.validator_schema);
-- output: the query returns `application_id` and `evidence` (and may return `amount_fen`);
+- output: the query returns `application_id` and `evidence` (and may return `amount_fen` and
+  `fact_key`: without it the rule's code is the fact key, one flag per application — docs/rules.md);
 - parameters: `$name` only when declared (`-- param: name = 123`), and every declared one is used.
 """
 

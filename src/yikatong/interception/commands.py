@@ -419,8 +419,9 @@ def register(app: typer.Typer) -> None:
                                                                   "check); default: the system")) -> None:
         """The pre-payment gate (发放前比对): may this set of applications be paid?
 
-        Runs every active rule on them. Any open flag on any of them stops the whole set (exit code
-        1). Flags found by the check are kept either way."""
+        Runs every active rule on them; those with no open flag move from 已通过 to 待支付 (ready for
+        payment). Exit code 1 when any is blocked by an open flag or was not 已通过. Flags found by
+        the check are kept either way."""
         from yikatong.core.clock import system_clock
         from yikatong.core.db import transaction
         from yikatong.core.errors import DomainError
@@ -436,22 +437,21 @@ def register(app: typer.Typer) -> None:
             ids.append(int(text))
         if not ids:
             raise _fail("文件中没有申请ID", 2)
-        refused = None
         try:
-            with transaction() as session:
+            with transaction() as session:  # the flags found and the moves to 待支付 are committed together
                 actor = _user(session, user, required=False)
-                try:
-                    result = service.gate(session, ids, system_clock.now(), actor=actor)
-                except service.GateRefused as e:  # the flags found stay: commit, then report the refusal
-                    refused = e
+                result = service.gate(session, ids, system_clock.now(), actor=actor)
         except DomainError as e:
             raise _fail(e.message) from None
-        if refused is not None:
-            r = refused.result
-            shown = "、".join(str(i) for i in r.blocked_ids[:20]) + ("……" if len(r.blocked_ids) > 20 else "")
-            typer.echo(f"{refused.message}\n有存疑信息的申请ID：{shown}")
+        typer.echo(result.message())
+        if result.blocked:
+            shown = "、".join(str(i) for i in result.blocked_ids[:20]) + ("……" if len(result.blocked) > 20 else "")
+            typer.echo(f"有存疑信息的申请ID：{shown}")
+        if result.not_payable:
+            listed = list(result.not_payable.items())
+            shown = "、".join(f"{i}（{status}）" for i, status in listed[:20]) + ("……" if len(listed) > 20 else "")
+            typer.echo(f"未转入待支付的申请ID：{shown}")
+        if not result.passed:
             raise typer.Exit(1)
-        typer.echo(f"发放前比对通过：{result.checked:,} 笔申请均无待核实的存疑信息，可以发放"
-                   f"（本次新发现存疑信息 {result.new_flags} 条）")
 
     app.add_typer(intercept_app, name="intercept")

@@ -3,7 +3,10 @@ once, never a loop over applications in Python.
 
 A rule's SELECT is wrapped so that every rule, built-in or written by a supervisor, yields the same
 shape: one row per application it hits, with the evidence (several facts joined by "；") and the
-amount at stake, restricted to the items the rule applies to (and to the focus set, if any)."""
+amount at stake, restricted to the items the rule applies to (and to the focus set, if any) — and the
+fact key: the rule's `fact_key` values for that application (sorted, distinct, joined by "|"; the
+rule's code when the rule returns none), which names the facts without their wording. Flags are
+deduplicated on it (interception.screening), so rewording a rule never raises a flag again."""
 
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from yikatong.interception.rulefile import RuleSpec
 from yikatong.interception.snapshot import Snapshot, limit_message, time_limit
 
 HIT_SCHEMA = pa.schema([("rule_code", pa.string()), ("application_id", pa.int64()), ("evidence", pa.string()),
-                        ("evidence_key", pa.string()), ("amount_fen", pa.int64())])
+                        ("evidence_key", pa.string()), ("fact_key", pa.string()), ("amount_fen", pa.int64())])
 EVIDENCE_MAX = 2000
+FACT_KEY_MAX = 100  # longer keys (many facts) are stored as their hash: same facts, same key
 
 
 @dataclass
@@ -45,10 +49,13 @@ def wrapped_sql(spec: RuleSpec, columns: Sequence[str], focused: bool) -> str:
     amount = "h.amount_fen" if "amount_fen" in columns else "NULL"
     focus = " AND a.application_id IN (SELECT application_id FROM focus)" if focused else ""
     code = spec.code.replace("'", "''")
+    # no fact_key column: the rule's code alone, so one flag per application and rule
+    fact = f"COALESCE(CAST(h.fact_key AS VARCHAR), '{code}')" if "fact_key" in columns else f"'{code}'"
     return f"""
 WITH hits AS (
   SELECT CAST(h.application_id AS BIGINT) AS application_id,
          CAST(h.evidence AS VARCHAR) AS evidence,
+         {fact} AS fact_key,
          CAST(COALESCE({amount}, a.amount_fen) AS BIGINT) AS amount_fen
   FROM ({spec.sql}) AS h
   JOIN applications a ON a.application_id = CAST(h.application_id AS BIGINT)
@@ -57,10 +64,13 @@ WITH hits AS (
 ), one_per_application AS (
   SELECT application_id,
          left(string_agg(DISTINCT evidence, '；' ORDER BY evidence), {EVIDENCE_MAX}) AS evidence,
+         string_agg(DISTINCT fact_key, '|' ORDER BY fact_key) AS facts,
          max(amount_fen) AS amount_fen
   FROM hits GROUP BY application_id
 )
-SELECT '{code}' AS rule_code, application_id, evidence, left(sha256(evidence), 32) AS evidence_key, amount_fen
+SELECT '{code}' AS rule_code, application_id, evidence, left(sha256(evidence), 32) AS evidence_key,
+       CASE WHEN length(facts) <= {FACT_KEY_MAX} THEN facts ELSE 'sha256:' || left(sha256(facts), 56) END AS fact_key,
+       amount_fen
 FROM one_per_application"""
 
 

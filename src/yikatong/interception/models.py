@@ -96,8 +96,9 @@ class RuleRun(Base):
 class Flag(Base):
     """存疑信息: one rule's hit on one application, with the fact that triggered it.
 
-    A hit already recorded for the same application, rule and evidence is not raised again, so a rerun
-    adds nothing and a cleared flag stays cleared until the facts change."""
+    A hit already recorded for the same application, rule and fact key is not raised again, so a
+    rerun adds nothing and a cleared flag stays cleared until the facts change — however the rule's
+    evidence is worded, whichever version or engine runs it."""
 
     __tablename__ = "flags"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -105,7 +106,11 @@ class Flag(Base):
     rule_code: Mapped[str] = mapped_column(ForeignKey("rules.code"))
     rule_version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
     evidence: Mapped[str] = mapped_column(Text)
-    evidence_key: Mapped[str] = mapped_column(String(32))  # hash of the evidence text: the dedupe key
+    evidence_key: Mapped[str] = mapped_column(String(32))  # hash of the fact key (of the evidence before fact keys)
+    # what the facts are, not how they are worded (the death date, the other application's id, the
+    # plate...): the dedupe key. "evidence:<evidence_key>" marks a flag raised before fact keys, until
+    # the next run that sees the same evidence gives it its fact key (interception.screening).
+    fact_key: Mapped[str] = mapped_column(String(128))
     amount_fen: Mapped[int] = mapped_column(BigInteger)  # money at stake
     # copied from the application so statistics group without a join
     item_code: Mapped[str] = mapped_column(String(20))
@@ -122,7 +127,7 @@ class Flag(Base):
     application = relationship("Application")
 
     __table_args__ = (
-        UniqueConstraint("application_id", "rule_code", "evidence_key"),
+        Index("uq_flags_fact", "application_id", "rule_code", "fact_key", unique=True),
         # counting an application's open flags (open_flags); SQLite would otherwise pick the status index
         Index("ix_flags_application_status", "application_id", "status"),
         Index("ix_flags_status_region", "status", "region_code"),

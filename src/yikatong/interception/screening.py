@@ -3,8 +3,9 @@
 Three occasions, one code path: the whole city (`run_city`, nightly or on demand), the claims just
 entered at any door (`screen`, called by workflow.enter_claims so the clerk sees the problem at
 once), and the pre-payment gate (interception.service.gate). This module sits below the workflow
-service (it writes flags, the applications' `open_flags` count and 存疑拦截 trail records through
-the tables); verification, which moves applications on the road, is in interception.service.
+service: it writes flags, and leaves the applications' `open_flags` count and their 存疑拦截 trail
+records to workflow.flag_marks (workflow writes workflow's tables); verification, which moves
+applications on the road, is in interception.service.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from yikatong.interception.rulefile import RuleSpec
 from yikatong.interception.snapshot import Snapshot, city_snapshot, focus_snapshot
 from yikatong.security.models import User
 from yikatong.sharing.store import current_snapshots
-from yikatong.workflow.models import Action, Application, ReviewRecord, Step
+from yikatong.workflow import flag_marks
+from yikatong.workflow.models import Application
 
 Progress = Callable[[str, int, int], None]
 CHUNK = 900
 SYSTEM_NAME = "系统"
-OPINION_MAX = 1000
 
 
 # ---------------------------------------------------------------- rules and versions
@@ -181,40 +182,66 @@ def _run_and_record(session: Session, snap: Snapshot, pairs: Sequence[tuple[Rule
 
 def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict[str, RuleVersion], run: RuleRun,
                 now: datetime, progress: Progress | None = None) -> int:
-    """Turn hits into flags, skipping every (application, rule, evidence) already flagged — open,
+    """Turn hits into flags, skipping every (application, rule, fact key) already flagged — open,
     confirmed or cleared — so a rerun raises nothing twice and a cleared flag stays cleared until
-    the facts change. Returns how many flags were raised."""
+    the facts change, however the evidence is worded. Returns how many flags were raised."""
     if hits.num_rows == 0:
         return 0
     con = snap.con
     con.register("run_hits", hits)
     rows = con.sql("""
         SELECT h.rule_code, h.application_id, h.evidence, h.evidence_key, h.amount_fen,
-               a.item_code, a.region_code, a.status, a.stage
+               a.item_code, a.region_code, a.status, a.stage, h.fact_key
         FROM run_hits h JOIN applications a USING (application_id)
         ORDER BY h.application_id, h.rule_code""").fetchall()
     con.unregister("run_hits")
     seen = _existing_keys(session, sorted({r[1] for r in rows}), snap.focus is None)
-    fresh = [r for r in rows if (r[1], r[0], r[3]) not in seen]
+    fresh = [r for r in rows if (r[1], r[0], r[9]) not in seen and not _adopt_legacy(session, seen, r)]
     if not fresh:
         return 0
     flag_rows = [dict(application_id=app_id, rule_code=code, rule_version_id=versions[code].id, evidence=evidence,
-                      evidence_key=key, amount_fen=amount, item_code=item, region_code=region,
-                      severity=versions[code].severity, status=FlagStatus.OPEN.value, run_id=run.id, raised_at=now,
-                      verified_by=None, verified_at=None, opinion="", evidence_document=None)
-                 for code, app_id, evidence, key, amount, item, region, _status, _stage in fresh]
+                      evidence_key=fact_hash(fact), fact_key=fact, amount_fen=amount, item_code=item,
+                      region_code=region, severity=versions[code].severity, status=FlagStatus.OPEN.value,
+                      run_id=run.id, raised_at=now, verified_by=None, verified_at=None, opinion="",
+                      evidence_document=None)
+                 for code, app_id, evidence, _key, amount, item, region, _status, _stage, fact in fresh]
     for start in range(0, len(flag_rows), 50_000):
         bulk_insert(session, Flag.__table__, flag_rows[start:start + 50_000])
         if progress:
             progress("记录存疑信息", min(start + 50_000, len(flag_rows)), len(flag_rows))
-    _add_trail(session, fresh, versions, now)
+    flag_marks.record_flags_raised(session, _raised(fresh, versions), now)
     refresh_open_flags(session, sorted({r[1] for r in fresh}))
     session.expire_all()  # open_flags changed under the ORM's feet
     return len(fresh)
 
 
+LEGACY = "evidence:"  # the fact key of a flag raised before fact keys: "evidence:" + its evidence hash
+
+
+def fact_hash(fact_key: str) -> str:
+    """What flags.evidence_key holds since fact keys (on SQLite the old unique constraint on
+    (application, rule, evidence_key) could not be dropped; this keeps it saying the same as the
+    fact key index)."""
+    return hashlib.sha256(fact_key.encode()).hexdigest()[:32]
+
+
+def _adopt_legacy(session: Session, seen: set[tuple[int, str, str]], row: tuple) -> bool:
+    """A flag raised before fact keys with the same evidence as this hit is this hit: it takes the
+    hit's fact key (so from now on rewording cannot raise it again) and nothing new is raised."""
+    code, app_id, _evidence, evidence_key, *_rest, fact = row
+    legacy = (app_id, code, LEGACY + evidence_key)
+    if legacy not in seen:
+        return False
+    session.execute(update(Flag).where(Flag.application_id == app_id, Flag.rule_code == code,
+                                       Flag.fact_key == legacy[2])
+                    .values(fact_key=fact, evidence_key=fact_hash(fact)).execution_options(synchronize_session=False))
+    seen.discard(legacy)
+    seen.add((app_id, code, fact))
+    return True
+
+
 def _existing_keys(session: Session, application_ids: list[int], everything: bool) -> set[tuple[int, str, str]]:
-    query = select(Flag.application_id, Flag.rule_code, Flag.evidence_key)
+    query = select(Flag.application_id, Flag.rule_code, Flag.fact_key)
     if everything:
         return {tuple(r) for r in session.execute(query)}
     out: set[tuple[int, str, str]] = set()
@@ -224,29 +251,22 @@ def _existing_keys(session: Session, application_ids: list[int], everything: boo
     return out
 
 
-def _add_trail(session: Session, fresh: list[tuple], versions: dict[str, RuleVersion], now: datetime) -> None:
-    """One 存疑拦截 record per newly flagged application, naming the rules and the facts."""
+def _raised(fresh: list[tuple], versions: dict[str, RuleVersion]) -> list[flag_marks.FlagsRaised]:
     by_app: dict[int, list[tuple]] = {}
     for row in fresh:
         by_app.setdefault(row[1], []).append(row)
-    records = []
-    for app_id, rows in by_app.items():
-        _code, _id, _evidence, _key, _amount, _item, _region, status, stage = rows[0]
-        opinion = "；".join(f"{versions[r[0]].name}：{r[2]}" for r in rows)
-        records.append(dict(
-            application_id=app_id, step=stage or Step.CITY.value, action=Action.FLAG_RAISED.value, to_stage=stage,
-            status_after=status, user_id=None, actor_name=SYSTEM_NAME, actor_role="system", at=now,
-            opinion=opinion[:OPINION_MAX],
-            detail=json.dumps({"rules": [r[0] for r in rows]}, ensure_ascii=False)))
-    bulk_insert(session, ReviewRecord.__table__, records)
+    return [flag_marks.FlagsRaised(application_id=app_id, status=rows[0][7], stage=rows[0][8],
+                                   rules=[r[0] for r in rows], lines=[f"{versions[r[0]].name}：{r[2]}" for r in rows])
+            for app_id, rows in by_app.items()]
+
+
+def open_flag_count():
+    """A scalar subquery, correlated with applications.id: the application's flags still 待核实."""
+    return (select(text("count(*)")).select_from(Flag.__table__)
+            .where(Flag.application_id == Application.id, Flag.status == FlagStatus.OPEN.value)
+            .scalar_subquery())
 
 
 def refresh_open_flags(session: Session, application_ids: Sequence[int]) -> None:
-    """Set applications.open_flags to the number of their flags still 待核实."""
-    ids = list(application_ids)
-    count = (select(text("count(*)")).select_from(Flag.__table__)
-             .where(Flag.application_id == Application.id, Flag.status == FlagStatus.OPEN.value)
-             .scalar_subquery())
-    for start in range(0, len(ids), CHUNK):
-        session.execute(update(Application).where(Application.id.in_(ids[start:start + CHUNK]))
-                        .values(open_flags=count).execution_options(synchronize_session=False))
+    """Set applications.open_flags to the number of their flags still 待核实 (written by workflow)."""
+    flag_marks.set_open_flags(session, application_ids, open_flag_count())

@@ -1,7 +1,8 @@
 """Interception (存疑信息拦截): verifying flags and the pre-payment gate.
 
 An application with an open flag cannot pass 县定 or 市管 (workflow.service.decide refuses) and
-cannot be paid (`gate`). The department of the item verifies each flag (核实): confirmed, the
+cannot be paid: the pre-payment gate (`gate`) moves only those without one to 待支付. The
+department of the item verifies each flag (核实): confirmed, the
 application is rejected and the case is kept as a lead (问题线索) for supervisors; cleared, with an
 opinion and optionally a document, it may go on. Both are written on the application's append-only
 trail. Running the rules is in interception.screening (re-exported here).
@@ -10,13 +11,13 @@ trail. Running the rules is in interception.screening (re-exported here).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
+from yikatong.core.errors import Conflict, Forbidden, Invalid, NotFound
 from yikatong.interception.models import Flag, FlagStatus, Lead, Rule
 from yikatong.interception.screening import (  # noqa: F401 - the service's public face
     active_specs,
@@ -31,9 +32,11 @@ from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
 from yikatong.security.scope import in_subtree, within
 from yikatong.workflow import service as workflow
-from yikatong.workflow.models import Action, Application, Status, Step
+from yikatong.workflow.models import Application
 
 CHUNK = 900
+OUT_OF_SCOPE = "不存在或无权处理"
+GATE_MAX = 10_000  # applications per gate request (the page and the API)
 
 
 def visible_flags(session: Session, user: User):
@@ -70,7 +73,10 @@ def can_verify(session: Session, user: User, flag: Flag) -> bool:
 def verify(session: Session, flag: Flag, user: User, *, confirm: bool, opinion: str, document_sha256: str | None,
            now: datetime, ip: str = "") -> Flag:
     """核实 one flag. Confirm: the application is rejected (if still live) and a lead is kept.
-    Clear: it may go on (once no other flag is open). Both need an opinion."""
+    Clear: it may go on (once no other flag is open). Both need an opinion.
+
+    The verdict is a conditional write (only while the flag is still 待核实): of two verifiers at
+    the same moment exactly one succeeds, the other gets Conflict — never two leads or two records."""
     require_perm(user, Perm.FLAG_VERIFY)
     if flag.status != FlagStatus.OPEN.value:
         raise Conflict(f"该存疑信息已{flag.status}，不能重复核实")
@@ -79,29 +85,25 @@ def verify(session: Session, flag: Flag, user: User, *, confirm: bool, opinion: 
     opinion = (opinion or "").strip()
     if not opinion:
         raise Invalid("请填写核实意见：说明核实的方式和结论")
+    status = (FlagStatus.CONFIRMED if confirm else FlagStatus.CLEARED).value
+    won = session.execute(
+        update(Flag).where(Flag.id == flag.id, Flag.status == FlagStatus.OPEN.value)
+        .values(status=status, verified_by=user.id, verified_at=now, opinion=opinion,
+                evidence_document=document_sha256).execution_options(synchronize_session=False)).rowcount
+    if won != 1:
+        raise Conflict("该存疑信息已被他人核实，请刷新")
+    session.refresh(flag)
     app = session.get(Application, flag.application_id)
     rule = session.get(Rule, flag.rule_code)
-    flag.status = (FlagStatus.CONFIRMED if confirm else FlagStatus.CLEARED).value
-    flag.verified_by = user.id
-    flag.verified_at = now
-    flag.opinion = opinion
-    flag.evidence_document = document_sha256
-    session.flush()
     refresh_open_flags(session, [app.id])
     session.refresh(app)
-    step = app.stage or Step.CITY.value
     detail = {"flag_id": flag.id, "rule": flag.rule_code, "evidence": flag.evidence, "document": document_sha256}
-    workflow.add_record(session, app, step, Action.FLAG_CONFIRMED if confirm else Action.FLAG_CLEARED, user, now,
-                        opinion, detail)
+    workflow.record_flag_verified(session, app, user, now, confirmed=confirm, opinion=opinion, detail=detail)
     if confirm:
         session.add(Lead(flag_id=flag.id, application_id=app.id, rule_code=flag.rule_code,
                          region_code=app.region_code, amount_fen=flag.amount_fen,
                          summary=f"{rule.name if rule else flag.rule_code}：{flag.evidence}", status="待处理",
                          created_at=now))
-        if app.status in (Status.OPEN.value, Status.APPROVED.value):
-            workflow.leave_road(app, Status.REJECTED, now)
-            workflow.add_record(session, app, step, Action.REJECT, user, now, f"存疑信息核实属实：{opinion}",
-                                {"flag_id": flag.id})
     audit.record(session, user, "flag.verify", "flag", str(flag.id), now, region_code=app.region_code, ip=ip,
                  detail={"decision": flag.status, "rule": flag.rule_code, "application": app.number})
     session.flush()
@@ -109,39 +111,70 @@ def verify(session: Session, flag: Flag, user: User, *, confirm: bool, opinion: 
 
 
 @dataclass
+class BlockedApplication:
+    application_id: int
+    flags: list[Flag]  # its open flags
+
+
+@dataclass
 class GateResult:
+    """What the pre-payment gate found. `allowed` moved from 已通过 to 待支付; `blocked` have open
+    flags (listed); `not_payable` were not 已通过 (id -> status, or 不存在) and were not moved."""
+
     checked: int  # applications in the set
     new_flags: int  # raised by this check
-    blocked_ids: list[int]  # applications of the set with an open flag
-    open_flags: int  # open flags on them
+    allowed: list[int] = field(default_factory=list)
+    blocked: list[BlockedApplication] = field(default_factory=list)
+    not_payable: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def blocked_ids(self) -> list[int]:
+        return [b.application_id for b in self.blocked]
+
+    @property
+    def open_flags(self) -> int:
+        return sum(len(b.flags) for b in self.blocked)
+
+    @property
+    def passed(self) -> bool:
+        """Every application of the set may be paid."""
+        return not self.blocked and not self.not_payable
+
+    def message(self) -> str:
+        """The verdict in Chinese, for the page, the API and the CLI."""
+        verdict = "通过" if self.passed else "未通过"
+        parts = [f"发放前比对{verdict}：{self.checked:,}笔申请，{len(self.allowed):,}笔转入待支付"]
+        if self.blocked:
+            parts.append(f"{len(self.blocked):,}笔有{self.open_flags:,}条存疑信息未核实，不能发放")
+        if self.not_payable:
+            parts.append(f"{len(self.not_payable):,}笔不是“已通过”状态，未转入待支付")
+        return "，".join(parts) + f"（本次新发现存疑信息{self.new_flags:,}条）"
 
 
 def gate(session: Session, application_ids: Sequence[int], now: datetime, actor: User | None = None) -> GateResult:
-    """The pre-payment gate (发放前比对): run every active rule for the set, then refuse the set
-    (Blocked) if any of its applications has an open flag. Payment batches call this just before
-    money moves; new flags raised here stay recorded even when the set is refused (the caller
-    commits either way)."""
+    """The pre-payment gate (发放前比对): run every active rule for the set, then move the
+    applications with no open flag from 已通过 to 待支付 — by a conditional update in this same
+    transaction, so none flagged, rejected or withdrawn meanwhile is moved — and report the rest:
+    blocked (with their open flags) or not 已通过. Nothing is raised: the caller commits, so the
+    flags found here are kept even when applications are blocked."""
     ids = sorted(set(application_ids))
+    hidden: dict[int, str] = {}
+    if actor is not None:  # a person (the page, the API, the CLI's --user): their permission and region
+        require_perm(actor, Perm.PAYMENT_GATE)
+        seen: set[int] = set()
+        for start in range(0, len(ids), CHUNK):
+            seen.update(session.scalars(select(Application.id).where(
+                Application.id.in_(ids[start:start + CHUNK]), within(Application.region_code, actor.region_code))))
+        hidden = {i: OUT_OF_SCOPE for i in ids if i not in seen}  # says nothing about what it is
+        ids = [i for i in ids if i in seen]
     run = screen(session, ids, now, actor, scope="gate")
-    blocked: list[int] = []
-    open_flags = 0
+    open_by_app: dict[int, list[Flag]] = {}
     for start in range(0, len(ids), CHUNK):
-        rows = session.execute(select(Flag.application_id, func.count()).where(
-            Flag.application_id.in_(ids[start:start + CHUNK]), Flag.status == FlagStatus.OPEN.value)
-            .group_by(Flag.application_id)).all()
-        blocked.extend(r[0] for r in rows)
-        open_flags += sum(r[1] for r in rows)
-    result = GateResult(checked=len(ids), new_flags=run.new_flags if run else 0, blocked_ids=sorted(blocked),
-                        open_flags=open_flags)
-    if blocked:
-        raise GateRefused(result)
-    return result
-
-
-class GateRefused(Blocked):
-    """The set may not be paid: some applications have open flags. Carries the result."""
-
-    def __init__(self, result: GateResult):
-        super().__init__(f"发放前比对未通过：{len(result.blocked_ids)}笔申请有{result.open_flags}条存疑信息未核实，"
-                         f"本批资金不能发放（其中本次新发现{result.new_flags}条）")
-        self.result = result
+        for f in session.scalars(select(Flag).where(Flag.application_id.in_(ids[start:start + CHUNK]),
+                                                    Flag.status == FlagStatus.OPEN.value).order_by(Flag.id)):
+            open_by_app.setdefault(f.application_id, []).append(f)
+    payable = workflow.mark_payable(session, [i for i in ids if i not in open_by_app], actor, now)
+    # an application with open flags is reported as blocked, whatever its status
+    return GateResult(checked=len(ids) + len(hidden), new_flags=run.new_flags if run else 0, allowed=payable.moved,
+                      blocked=[BlockedApplication(i, fs) for i, fs in sorted(open_by_app.items())],
+                      not_payable=dict(sorted({**payable.not_moved, **hidden}.items())))

@@ -40,7 +40,7 @@ Progress = Callable[[str, int, int], None]
 # How each platform table is read. Text and date columns that may be NULL are read as text with ''
 # for NULL: ADBC's SQLite driver guesses a column's type from its first rows, and a NULL there would
 # make it expect integers. The DuckDB side turns '' back into NULL and casts every column.
-_LIVE = "status IN ('办理中', '已通过')"
+_LIVE = "status IN ('办理中', '已通过', '待支付')"
 EXPORTS: dict[str, str] = {
     "applications": (
         "SELECT id AS application_id, number, item_code, person_id, household_id, region_code, period, "

@@ -40,7 +40,7 @@ def _c(name: str, type_: str, description: str) -> RuleColumn:
 
 
 PLATFORM_TABLES: tuple[RuleTable, ...] = (
-    RuleTable("applications", "补贴申请（办理中和已通过的）", (
+    RuleTable("applications", "补贴申请（办理中、已通过和待支付的）", (
         _c("application_id", "BIGINT", "申请ID"),
         _c("number", "VARCHAR", "申请编号"),
         _c("item_code", "VARCHAR", "补贴项目代码"),
@@ -56,7 +56,7 @@ PLATFORM_TABLES: tuple[RuleTable, ...] = (
         _c("period_standard_fen", "BIGINT",
            "所属期适用的补贴标准（分）：所属期第一天有效的标准，本县有自定标准的取本县标准"),
         _c("amount_fen", "BIGINT", "申请金额（分）"),
-        _c("status", "VARCHAR", "办理中或已通过"),
+        _c("status", "VARCHAR", "办理中、已通过或待支付"),
         _c("stage", "VARCHAR", "所处环节（办理中时）"),
         _c("created_at", "TIMESTAMP", "提交时间"),
     ), False),
@@ -134,9 +134,9 @@ SHARED_TABLES: tuple[RuleTable, ...] = tuple(_shared_table(d) for d in DATASETS)
 RULE_TABLES: dict[str, RuleTable] = {t.name: t for t in PLATFORM_TABLES + SHARED_TABLES}
 
 # Every rule returns these columns; amount_fen (money at stake) is optional and defaults to the
-# application's amount.
+# application's amount; fact_key (what the fact is, not how it is worded) defaults to the rule's code.
 REQUIRED_COLUMNS = ("application_id", "evidence")
-OPTIONAL_COLUMNS = ("amount_fen",)
+OPTIONAL_COLUMNS = ("amount_fen", "fact_key")
 
 
 def validator_schema() -> dict[str, dict[str, str]]:

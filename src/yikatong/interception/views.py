@@ -121,6 +121,39 @@ class VerifyIn(BaseModel):
     document_sha256: str | None = Field(None, description="已上传的证明材料（SHA-256），可选")
 
 
+class GateIn(BaseModel):
+    application_ids: list[int] = Field(min_length=1, max_length=service.GATE_MAX, description="要发放的申请ID")
+
+
+class GateFlagOut(BaseModel):
+    id: int
+    rule_code: str
+    evidence: str
+
+
+class GateBlockedOut(BaseModel):
+    application_id: int
+    flags: list[GateFlagOut] = Field(description="该申请待核实的存疑信息")
+
+
+class GateOut(BaseModel):
+    passed: bool = Field(description="全部申请均转入待支付")
+    message: str
+    checked: int
+    new_flags: int = Field(description="本次比对新发现的存疑信息")
+    allowed: list[int] = Field(description="已转入待支付的申请ID")
+    blocked: list[GateBlockedOut] = Field(description="有待核实存疑信息、不能发放的申请")
+    not_payable: dict[int, str] = Field(description="不是已通过状态、未转入待支付的申请ID及其状态")
+
+
+def _gate_out(r: service.GateResult) -> GateOut:
+    return GateOut(passed=r.passed, message=r.message(), checked=r.checked, new_flags=r.new_flags, allowed=r.allowed,
+                   blocked=[GateBlockedOut(application_id=b.application_id,
+                                           flags=[GateFlagOut(id=f.id, rule_code=f.rule_code, evidence=f.evidence)
+                                                  for f in b.flags]) for b in r.blocked],
+                   not_payable=r.not_payable)
+
+
 class StatRowOut(BaseModel):
     key: str
     name: str
@@ -352,6 +385,14 @@ def api_stats(date_from: date | None = None, date_to: date | None = None,
 # ---------------------------------------------------------------- pages
 
 
+@api.post("/payment-gate", response_model=GateOut)
+def api_gate(body: GateIn, db: Session = DbSession, clock: Clock = Depends(get_clock),
+             user: User = Depends(require(Perm.PAYMENT_GATE))) -> GateOut:
+    """发放前比对: every active rule on these applications; those with no open flag move from 已通过 to
+    待支付. Always 200 with the verdict (`passed`): the flags found are kept even when some are blocked."""
+    return _gate_out(service.gate(db, body.application_ids, clock.now(), actor=user))
+
+
 @pages.get("/flags", response_class=HTMLResponse)
 def flags_page(request: Request, status: str = "", rule: str = "", item: str = "", region: str = "",
                page: int = 1, db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> Response:
@@ -479,3 +520,38 @@ def stats_export(date_from: str = "", date_to: str = "", region: str = "", db: S
     name = f"拦截统计_{clock.now():%Y%m%d}.xlsx"
     return Response(stats.export_xlsx(s), media_type=stats.XLSX_TYPE,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+
+# ---------------------------------------------------------------- the pre-payment gate
+
+
+def parse_ids(text: str) -> list[int]:
+    """Application IDs typed or pasted: one per line, or separated by commas or spaces."""
+    parts = text.replace(",", " ").replace("，", " ").split()
+    bad = [p for p in parts if not p.isdigit() or len(p) > 18]
+    if bad:
+        raise Invalid(f"不是申请ID：{'、'.join(bad[:5])}")
+    if not parts:
+        raise Invalid("请填写要发放的申请ID")
+    if len(parts) > service.GATE_MAX:
+        raise Invalid(f"一次最多比对{service.GATE_MAX:,}笔申请")
+    return [int(p) for p in parts]
+
+
+@pages.get("/payment-gate", response_class=HTMLResponse)
+def gate_page(request: Request, user: User = Depends(require(Perm.PAYMENT_GATE))) -> Response:
+    return templates.TemplateResponse(request, "interception/gate.html", {"user": user, "ids": "", "result": None})
+
+
+@pages.post("/payment-gate", response_class=HTMLResponse)
+def gate_submit(request: Request, ids: str = Form("", max_length=200_000), db: Session = DbSession,
+                clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.PAYMENT_GATE))) -> Response:
+    """The result is shown, and committed with the request: flags found, moves to 待支付."""
+    try:
+        result = service.gate(db, parse_ids(ids), clock.now(), actor=user)
+    except Invalid as e:
+        return templates.TemplateResponse(request, "interception/gate.html",
+                                          {"user": user, "ids": ids, "result": None, "error": e.message},
+                                          status_code=e.status_code)
+    return templates.TemplateResponse(request, "interception/gate.html",
+                                      {"user": user, "ids": ids, "result": result})

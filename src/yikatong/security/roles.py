@@ -57,6 +57,7 @@ class Perm(StrEnum):
     FLAG_VERIFY = "flag.verify"  # 核实: confirm or clear a flag on an application of one's duties
     RULE_RUN = "rule.run"  # start a city-wide run of the rules
     RULE_MANAGE = "rule.manage"  # write, dry-run and switch on rules in SQL
+    PAYMENT_GATE = "payment.gate"  # the pre-payment gate: checked applications move to 待支付
 
 
 _BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ, Perm.APPLICATION_READ, Perm.OVERDUE_READ}
@@ -73,7 +74,8 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     # City finance gathers the shared data (信息归集牵头) and runs the checks before money moves.
     Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE,
                                                    Perm.APPLICATION_LIST, Perm.REVIEW, Perm.SHARED_READ,
-                                                   Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN}),
+                                                   Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN,
+                                                   Perm.PAYMENT_GATE}),
     Role.BANK: frozenset({Perm.CATALOG_READ}),
     # Supervisors follow leads and must be able to see who exactly was paid.
     # Supervisors write the rules and read every flag and lead; they do not verify (that is the

@@ -270,7 +270,8 @@ def write_claims(engine: Engine, loader: Loader, today: date, seed: int,
             "CASE WHEN has_active_card THEN 1 ELSE 0 END AS active_card FROM persons "
             f"WHERE region_code LIKE '{city}%'",
             {"birth_date": "DATE", "beneficiary": "BOOLEAN", "active_card": "BOOLEAN"}),
-        "taken": ("SELECT person_id, household_id FROM applications WHERE status IN ('办理中', '已通过')", {}),
+        "taken": ("SELECT person_id, household_id FROM applications "
+                  "WHERE status IN ('办理中', '已通过', '待支付')", {}),
         "items": (
             "SELECT i.code AS item_code, i.basis, i.frequency, i.standard_fen, i.min_age, i.max_age, "
             "COALESCE(d.sector, '') AS sector FROM subsidy_items i "

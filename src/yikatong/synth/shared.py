@@ -89,7 +89,8 @@ _EXPORTS: dict[str, tuple[str, dict[str, str]]] = {
     "applications": (
         "SELECT id AS application_id, number, item_code, person_id, household_id, region_code, period, "
         "CAST(period_start AS VARCHAR) AS period_start, CAST(period_end AS VARCHAR) AS period_end, basis, "
-        "quantity_centi, standard_fen, amount_fen, status FROM applications WHERE status IN ('办理中', '已通过')",
+        "quantity_centi, standard_fen, amount_fen, status FROM applications "
+        "WHERE status IN ('办理中', '已通过', '待支付')",
         {"period_start": "DATE", "period_end": "DATE"}),
     "items": (
         "SELECT i.code AS item_code, i.name, i.basis, i.frequency, i.standard_fen, "

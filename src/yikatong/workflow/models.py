@@ -25,12 +25,13 @@ class Step(StrEnum):
 
 class Status(StrEnum):
     OPEN = "办理中"
-    APPROVED = "已通过"  # through every step: waiting for payment
+    APPROVED = "已通过"  # through every step: waiting for the pre-payment gate
+    PAYABLE = "待支付"  # passed the pre-payment gate (interception.service.gate): waiting for payment
     REJECTED = "已否决"
     WITHDRAWN = "已撤回"
 
 
-LIVE_STATUSES = (Status.OPEN.value, Status.APPROVED.value)
+LIVE_STATUSES = (Status.OPEN.value, Status.APPROVED.value, Status.PAYABLE.value)
 
 
 class Action(StrEnum):
@@ -49,6 +50,7 @@ class Action(StrEnum):
     FLAG_RAISED = "存疑拦截"  # a rule flagged the application (interception)
     FLAG_CONFIRMED = "核实属实"
     FLAG_CLEARED = "核实排除"
+    PAYABLE = "转入待支付"  # passed the pre-payment gate
 
 
 class Source(StrEnum):
@@ -108,8 +110,8 @@ class Application(Base):
     __table_args__ = (
         # One live claim per person, item and period, enforced by the database itself.
         Index("uq_applications_live_claim", "person_id", "item_code", "period", unique=True,
-              sqlite_where=text("status IN ('办理中', '已通过')"),
-              postgresql_where=text("status IN ('办理中', '已通过')")),
+              sqlite_where=text("status IN ('办理中', '已通过', '待支付')"),
+              postgresql_where=text("status IN ('办理中', '已通过', '待支付')")),
         # The inbox: what waits at a stage for a region's staff, by deadline (and by item). The trailing
         # columns are what the inbox filters and counts read, so 100,000 waiting are counted and paged
         # from the index alone (docs/benchmarks.md).

@@ -142,6 +142,58 @@ def add_record(session: Session, app: Application, step: str, action: Action, ac
     return record
 
 
+def record_flag_verified(session: Session, app: Application, verifier: User, now: datetime, *, confirmed: bool,
+                         opinion: str, detail: dict[str, Any]) -> None:
+    """A flag's 核实 on the application's trail (interception.service.verify calls it; interception
+    never writes workflow's tables itself). Confirmed, a live application is rejected."""
+    step = app.stage or Step.CITY.value
+    add_record(session, app, step, Action.FLAG_CONFIRMED if confirmed else Action.FLAG_CLEARED, verifier, now,
+               opinion, detail)
+    if confirmed and app.status in LIVE_STATUSES:
+        leave_road(app, Status.REJECTED, now)
+        add_record(session, app, step, Action.REJECT, verifier, now, f"存疑信息核实属实：{opinion}",
+                   {"flag_id": detail.get("flag_id")})
+
+
+@dataclass
+class Payable:
+    """What mark_payable did: moved to 待支付, and the others with their status (not moved)."""
+
+    moved: list[int] = field(default_factory=list)
+    not_moved: dict[int, str] = field(default_factory=dict)  # id -> status (or "不存在")
+
+
+def mark_payable(session: Session, application_ids: Sequence[int], actor: User | None, now: datetime) -> Payable:
+    """已通过 -> 待支付 for the applications the pre-payment gate let through, each by a conditional
+    update (still 已通过, no open flag), so one that another transaction rejected, withdrew, flagged
+    or already moved is reported, never moved. The caller's transaction holds the gate's check and
+    this move together."""
+    ids = sorted(set(application_ids))
+    out = Payable()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        moved = session.execute(
+            update(Application).where(Application.id.in_(chunk), Application.status == Status.APPROVED.value,
+                                      Application.open_flags == 0)
+            .values(status=Status.PAYABLE.value, stage_seq=Application.stage_seq + 1)
+            .returning(Application.id).execution_options(synchronize_session=False)).scalars().all()
+        out.moved.extend(moved)
+    moved_set = set(out.moved)
+    rest = [i for i in ids if i not in moved_set]
+    statuses = dict(_in_chunks(session, [Application.id, Application.status], Application.id, rest)) if rest else {}
+    out.not_moved = {i: statuses.get(i, "不存在") for i in rest}
+    out.moved.sort()
+    records = [dict(application_id=i, step=Step.CITY.value, action=Action.PAYABLE.value, to_stage=None,
+                    status_after=Status.PAYABLE.value, user_id=actor.id if actor else None,
+                    actor_name=actor.display_name if actor else SYSTEM_NAME,
+                    actor_role=actor.role if actor else "system", at=now, opinion="发放前比对通过，待支付", detail="")
+               for i in out.moved]
+    if records:
+        bulk_insert(session, ReviewRecord.__table__, records)
+    session.expire_all()  # statuses changed under the ORM's feet
+    return out
+
+
 # ---------------------------------------------------------------- entering claims
 
 

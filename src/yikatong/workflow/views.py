@@ -463,7 +463,7 @@ def _list_page(request: Request, db: Session, user: User, number: str, status: s
         condition &= _number_range(number)
     if status:
         if status not in {s.value for s in Status}:
-            raise Invalid("状态只能是 办理中、已通过、已否决、已撤回")
+            raise Invalid("状态只能是 办理中、已通过、待支付、已否决、已撤回")
         condition &= Application.status == status
     if item:
         condition &= Application.item_code == item
@@ -600,7 +600,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
 def _road_states(app: Application, steps: list[Step], records: list[ReviewRecord]) -> list[tuple[str, str]]:
     """Each station with done / current / stopped / todo, for the progress line on the page."""
     out = [(Step.APPLY.value, "done")]
-    if app.status == Status.APPROVED:
+    if app.status in (Status.APPROVED, Status.PAYABLE):
         return out + [(s.value, "done") for s in steps]
     if app.stage is not None:
         here = steps.index(Step(app.stage)) if Step(app.stage) in steps else len(steps)

@@ -20,7 +20,9 @@ SELECT a.application_id,
        CASE WHEN h.id_hash IS NULL
             THEN '户籍数据中查无此身份证号码（' || p.id_masked || '）'
             ELSE '户籍已注销' || COALESCE('（注销日期 ' || strftime(h.cancelled_on, '%Y-%m-%d') || '）', '')
-       END || '，所属期 ' || a.period AS evidence
+       END || '，所属期 ' || a.period AS evidence,
+       CASE WHEN h.id_hash IS NULL THEN 'none' ELSE 'cancelled:' || COALESCE(CAST(h.cancelled_on AS VARCHAR), '') END
+         AS fact_key
 FROM applications a
 JOIN covered_counties c ON c.county = left(a.region_code, 6)
 JOIN persons p ON p.person_id = a.person_id

@@ -8,7 +8,8 @@
 --   迁入地是否也在发放同类补贴，确认后停发或转移。
 SELECT a.application_id,
        '户籍已迁出' || COALESCE('（迁出日期 ' || strftime(h.moved_out_on, '%Y-%m-%d') || '）', '（未登记迁出日期）')
-         || '，原户籍地 ' || h.region_code || '，所属期 ' || a.period AS evidence
+         || '，原户籍地 ' || h.region_code || '，所属期 ' || a.period AS evidence,
+       h.region_code || ':' || COALESCE(CAST(h.moved_out_on AS VARCHAR), '') AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN hukou h ON h.id_hash = p.id_hash

@@ -21,6 +21,7 @@ WITH differing AS (
   HAVING NOT bool_or(trim(h.name) = d.name)
 )
 SELECT a.application_id,
-       '户籍登记姓名 ' || array_to_string(m.hukou_names, '、') || '，平台登记姓名 ' || m.name AS evidence
+       '户籍登记姓名 ' || array_to_string(m.hukou_names, '、') || '，平台登记姓名 ' || m.name AS evidence,
+       array_to_string(m.hukou_names, '、') || '|' || m.name AS fact_key
 FROM applications a
 JOIN mismatched m ON m.person_id = a.person_id

@@ -8,7 +8,8 @@
 SELECT a.application_id,
        '死亡日期 ' || strftime(d.death_date, '%Y-%m-%d')
          || COALESCE('（' || NULLIF(d.source, '') || '）', '')
-         || '，所属期 ' || a.period AS evidence
+         || '，所属期 ' || a.period AS evidence,
+       CAST(d.death_date AS VARCHAR) AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN deaths d ON d.id_hash = p.id_hash

@@ -10,7 +10,8 @@ SELECT a.application_id,
        '财政供养人员：' || w.employer || '，'
          || strftime(w.start_on, '%Y-%m-%d')
          || COALESCE(' 至 ' || strftime(w.end_on, '%Y-%m-%d'), ' 起在职')
-         || '，所属期 ' || a.period AS evidence
+         || '，所属期 ' || a.period AS evidence,
+       w.employer || ':' || CAST(w.start_on AS VARCHAR) AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN payroll w ON w.id_hash = p.id_hash

@@ -10,7 +10,8 @@
 SELECT a.application_id,
        '月养老金 ' || format('{:,.2f}', r.pension_fen / 100) || ' 元（限额 '
          || format('{:,.2f}', $pension_limit_fen / 100) || ' 元），'
-         || strftime(r.retired_on, '%Y-%m-%d') || ' 起领取，所属期 ' || a.period AS evidence
+         || strftime(r.retired_on, '%Y-%m-%d') || ' 起领取，所属期 ' || a.period AS evidence,
+       CAST(r.retired_on AS VARCHAR) AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN retirees r ON r.id_hash = p.id_hash

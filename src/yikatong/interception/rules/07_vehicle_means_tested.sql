@@ -10,7 +10,8 @@
 SELECT a.application_id,
        '名下车辆 ' || v.plate || '（' || v.vehicle_type || '），价值 ' || format('{:,.2f}', v.value_fen / 100)
          || ' 元（限额 ' || format('{:,.2f}', $vehicle_value_limit_fen / 100) || ' 元），登记日期 '
-         || strftime(v.registered_on, '%Y-%m-%d') AS evidence
+         || strftime(v.registered_on, '%Y-%m-%d') AS evidence,
+       v.plate AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN vehicles v ON v.id_hash = p.id_hash

@@ -8,7 +8,8 @@
 --   申请人是否被冒名登记，不符合条件的停发。
 SELECT a.application_id,
        b.company || ' ' || b.role || '（' || b.status || '，成立日期 ' || strftime(b.registered_on, '%Y-%m-%d')
-         || COALESCE('，认缴出资 ' || format('{:,.2f}', b.capital_fen / 100) || ' 元', '') || '）' AS evidence
+         || COALESCE('，认缴出资 ' || format('{:,.2f}', b.capital_fen / 100) || ' 元', '') || '）' AS evidence,
+       b.company || ':' || b.role AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN businesses b ON b.id_hash = p.id_hash

@@ -19,7 +19,8 @@ WITH homes AS (
   SELECT a.application_id, a.period,
          count(*) AS properties,
          list(r.certificate || '（' || strftime(r.registered_on, '%Y-%m-%d') || ' 登记）'
-              ORDER BY r.registered_on, r.certificate) AS listed
+              ORDER BY r.registered_on, r.certificate) AS listed,
+         string_agg(r.certificate, '、' ORDER BY r.certificate) AS certificates
   FROM applications a
   JOIN persons p ON p.person_id = a.person_id
   JOIN owners o ON o.id_hash = p.id_hash
@@ -29,6 +30,7 @@ WITH homes AS (
 )
 SELECT application_id,
        '名下房产 ' || properties || ' 套（限 ' || $max_properties || ' 套，截至所属期 ' || period || ' 末）：'
-         || array_to_string(listed[1:5], '、') || CASE WHEN properties > 5 THEN ' 等' ELSE '' END AS evidence
+         || array_to_string(listed[1:5], '、') || CASE WHEN properties > 5 THEN ' 等' ELSE '' END AS evidence,
+       certificates AS fact_key
 FROM held
 WHERE properties > $max_properties

@@ -8,7 +8,8 @@
 SELECT a.application_id,
        '服刑在押：' || strftime(c.custody_from, '%Y-%m-%d') || ' 收押，'
          || COALESCE(strftime(c.custody_to, '%Y-%m-%d') || ' 释放', '尚未释放')
-         || '，所属期 ' || a.period AS evidence
+         || '，所属期 ' || a.period AS evidence,
+       CAST(c.custody_from AS VARCHAR) AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN prisoners c ON c.id_hash = p.id_hash

@@ -22,6 +22,7 @@ SELECT application_id,
          || '）' || age || ' 周岁，' || item_name || '要求'
          || CASE WHEN min_age IS NOT NULL AND max_age IS NOT NULL THEN min_age || ' 至 ' || max_age || ' 周岁'
                  WHEN min_age IS NOT NULL THEN '年满 ' || min_age || ' 周岁'
-                 ELSE '不超过 ' || max_age || ' 周岁' END AS evidence
+                 ELSE '不超过 ' || max_age || ' 周岁' END AS evidence,
+       CAST(birth_date AS VARCHAR) AS fact_key
 FROM ages
 WHERE age < min_age OR age > max_age

@@ -18,7 +18,8 @@ WITH claims AS (
 )
 SELECT here.application_id,
        '同一人在另一村（社区）' || there.region_code || ' 也有所属期重叠的申请 ' || there.number
-         || '（所属期 ' || there.period || '），本申请在 ' || here.region_code || '，所属期 ' || here.period AS evidence
+         || '（所属期 ' || there.period || '），本申请在 ' || here.region_code || '，所属期 ' || here.period AS evidence,
+       'application:' || there.application_id AS fact_key
 FROM candidates here
 JOIN candidates there ON there.person_id = here.person_id
 WHERE there.region_code <> here.region_code

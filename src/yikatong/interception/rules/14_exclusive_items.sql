@@ -13,7 +13,8 @@ WITH exclusive_pairs AS (
 )
 SELECT a.application_id,
        '与互斥项目“' || other_item.name || '”同期申领：申请 ' || b.number || '（所属期 ' || b.period
-         || '），本申请所属期 ' || a.period AS evidence
+         || '），本申请所属期 ' || a.period AS evidence,
+       'application:' || b.application_id AS fact_key
 FROM applications a
 JOIN exclusive_pairs x ON x.item_code = a.item_code
 JOIN applications b ON b.person_id = a.person_id AND b.item_code = x.other_code

@@ -23,6 +23,8 @@ SELECT application_id,
                    || ' = ' || format('{:,.2f}', due_fen / 100) || ' 元，超出 '
                    || format('{:,.2f}', (amount_fen - due_fen) / 100) || ' 元'
        END AS evidence,
-       CASE WHEN wrong_quantity THEN amount_fen ELSE amount_fen - due_fen END AS amount_fen
+       CASE WHEN wrong_quantity THEN amount_fen ELSE amount_fen - due_fen END AS amount_fen,
+       -- the claim's own figures are the fact: a correction changes them, rewording does not
+       CASE WHEN wrong_quantity THEN 'quantity:' ELSE 'amount:' END || quantity_centi || ':' || amount_fen AS fact_key
 FROM checked
 WHERE wrong_quantity OR amount_fen > due_fen

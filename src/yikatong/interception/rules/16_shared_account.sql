@@ -20,16 +20,17 @@ WITH reused_accounts AS (
   JOIN reused_accounts USING (account_hash)
   JOIN persons p ON p.person_id = c.person_id
 ), others_per_person AS (
-  SELECT me.person_id, me.account_masked,
+  SELECT me.person_id, me.account_masked, me.account_hash,
          count(DISTINCT other.person_id) AS others,
          list(DISTINCT other.name_masked || '（' || other.id_masked || '）') AS listed
   FROM holders me
   JOIN holders other ON other.account_hash = me.account_hash
   WHERE other.household_key <> me.household_key
-  GROUP BY me.person_id, me.account_masked
+  GROUP BY me.person_id, me.account_masked, me.account_hash
 )
 SELECT a.application_id,
        '银行账户 ' || o.account_masked || ' 同时登记在其他户 ' || o.others || ' 人的社会保障卡上：'
-         || array_to_string(list_sort(o.listed)[1:5], '、') || CASE WHEN o.others > 5 THEN ' 等' ELSE '' END AS evidence
+         || array_to_string(list_sort(o.listed)[1:5], '、') || CASE WHEN o.others > 5 THEN ' 等' ELSE '' END AS evidence,
+       o.account_hash AS fact_key
 FROM applications a
 JOIN others_per_person o ON o.person_id = a.person_id

@@ -30,13 +30,15 @@ WITH latest_registry AS (
 ), their_cards AS (
   SELECT person_id,
          list(left(card_number, 3) || '****' || right(card_number, 4) || '（' || status
-              || COALESCE('，' || strftime(changed_on, '%Y-%m-%d') || ' 变更', '') || '）' ORDER BY card_number) AS listed
+              || COALESCE('，' || strftime(changed_on, '%Y-%m-%d') || ' 变更', '') || '）' ORDER BY card_number) AS listed,
+         string_agg(card_number || ':' || status, ',' ORDER BY card_number) AS cards
   FROM card_status
   WHERE person_id IN (SELECT person_id FROM no_active_card)
   GROUP BY person_id
 )
 SELECT w.application_id,
        CASE WHEN k.person_id IS NULL THEN '未登记社会保障卡'
-            ELSE '没有状态正常的社会保障卡：' || array_to_string(k.listed, '、') END AS evidence
+            ELSE '没有状态正常的社会保障卡：' || array_to_string(k.listed, '、') END AS evidence,
+       COALESCE(k.cards, 'none') AS fact_key
 FROM no_active_card w
 LEFT JOIN their_cards k ON k.person_id = w.person_id

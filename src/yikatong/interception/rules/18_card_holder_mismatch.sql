@@ -18,7 +18,7 @@ WITH latest_registry AS (
 ), held_by_another AS (
   SELECT a.application_id, a.person_id, a.period, a.period_start, a.period_end, p.id_masked AS applicant_masked,
          left(c.card_number, 3) || '****' || right(c.card_number, 4) AS card_masked,
-         r.id_hash AS holder_hash, r.id_masked AS holder_masked, r.changed_on
+         r.id_hash AS holder_hash, r.id_masked AS holder_masked, r.changed_on, c.card_number
   FROM applications a
   JOIN persons p ON p.person_id = a.person_id
   JOIN cards c ON c.person_id = a.person_id
@@ -27,7 +27,8 @@ WITH latest_registry AS (
 )
 SELECT m.application_id,
        '社会保障卡 ' || m.card_masked || ' 登记的持卡人为 ' || m.holder_masked || '（' || strftime(m.changed_on, '%Y-%m-%d')
-         || ' 记录），不是申请人 ' || m.applicant_masked || '，所属期 ' || m.period || ' 内无该人代管代持的登记' AS evidence
+         || ' 记录），不是申请人 ' || m.applicant_masked || '，所属期 ' || m.period || ' 内无该人代管代持的登记' AS evidence,
+       m.card_number || ':' || m.holder_hash AS fact_key
 FROM held_by_another m
 LEFT JOIN proxy_holdings h
   ON h.person_id = m.person_id

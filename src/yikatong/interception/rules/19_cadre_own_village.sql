@@ -10,7 +10,8 @@ SELECT a.application_id,
        CASE WHEN v.relation = '本人' OR v.cadre_id_hash = v.id_hash
             THEN '申请人本人是本村（' || v.region_code || '）' || v.post
             ELSE '申请人是本村（' || v.region_code || '）' || v.post || '（' || v.cadre_id_masked || '）的' || v.relation
-       END AS evidence
+       END AS evidence,
+       v.cadre_id_hash || ':' || v.post AS fact_key
 FROM applications a
 JOIN persons p ON p.person_id = a.person_id
 JOIN village_cadres v ON v.id_hash = p.id_hash AND v.region_code = a.region_code

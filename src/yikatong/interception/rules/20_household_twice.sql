@@ -11,7 +11,8 @@ SELECT later.application_id,
                             WHEN length(op.name) = 2 THEN left(op.name, 1) || '*'
                             ELSE left(op.name, 1) || repeat('*', length(op.name) - 2) || right(op.name, 1) END
          || '（' || op.id_masked || '）已有所属期重叠的同一项目申请 ' || earlier.number || '（所属期 ' || earlier.period
-         || '），本申请所属期 ' || later.period AS evidence
+         || '），本申请所属期 ' || later.period AS evidence,
+       'application:' || earlier.application_id AS fact_key
 FROM applications later
 JOIN applications earlier ON earlier.household_id = later.household_id AND earlier.item_code = later.item_code
 JOIN persons op ON op.person_id = earlier.person_id
