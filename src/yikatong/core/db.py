@@ -97,10 +97,14 @@ def savepoint(session: Session) -> Iterator[None]:
     Python's sqlite3 module opens a transaction only before INSERT/UPDATE/DELETE; a SAVEPOINT
     issued while only SELECTs have run starts the transaction itself, and releasing it COMMITS —
     the caller's later rollback would then undo nothing. Opening the transaction first keeps the
-    savepoint nested in the caller's unit of work, as it is on PostgreSQL."""
+    savepoint nested in the caller's unit of work, as it is on PostgreSQL.
+
+    The transaction is opened IMMEDIATE (taking the write lock at once, waiting up to busy_timeout
+    for it): a plain BEGIN reads first and upgrades to a write lock later, and SQLite refuses that
+    upgrade at once with "database is locked" when another writer committed meanwhile."""
     connection = session.connection()
     if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     with session.begin_nested():
         yield
 

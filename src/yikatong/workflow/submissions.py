@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -198,7 +198,11 @@ def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn
     external = [{"id": app_id, "source_ref": source_ref(submission.id, refs[ref])}
                 for app_id, ref in zip(ids, prepared.refs, strict=True) if refs[ref]]
     if external:
-        session.execute(update(Application), external)
+        # by primary key on the table: rows written a moment ago in this transaction, no version to check
+        table = Application.__table__
+        session.execute(update(table).where(table.c.id == bindparam("app_id"))
+                        .values(source_ref=bindparam("ref")),
+                        [{"app_id": e["id"], "ref": e["source_ref"]} for e in external])
     submission.application_ids = json.dumps(ids)
     numbers = [row["number"] for row in prepared.rows]
     audit.record(session, user, "application.api_submit", "api_submission", submission.id, now,
