@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -65,11 +66,31 @@ def _factory() -> sessionmaker[Session]:
     return sessionmaker(bind=engine(), expire_on_commit=False)
 
 
+_side_engines: dict[str, Engine] = {}
+_side_lock = threading.Lock()
+
+
+def side_engine(main: Engine) -> Engine:
+    """A small pool of its own beside `main`, for short transactions that commit on their own while
+    the caller's transaction stays open (the application-number counter on PostgreSQL). A request
+    that already holds a connection of the main pool never waits for a second one from it: many
+    such requests at once could starve the pool."""
+    key = main.url.render_as_string(hide_password=False)
+    with _side_lock:
+        if key not in _side_engines:
+            _side_engines[key] = create_engine(main.url, pool_size=2, max_overflow=8, pool_pre_ping=True)
+        return _side_engines[key]
+
+
 def reset_engine() -> None:
     if engine.cache_info().currsize:
         engine().dispose()
     engine.cache_clear()
     _factory.cache_clear()
+    with _side_lock:
+        for side in _side_engines.values():
+            side.dispose()
+        _side_engines.clear()
 
 
 def new_session() -> Session:

@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.core.clock import beijing_date
-from yikatong.core.db import bulk_insert, savepoint
+from yikatong.core.db import bulk_insert, savepoint, side_engine
 from yikatong.core.errors import RACED, Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
 from yikatong.interception import screening
@@ -341,8 +341,7 @@ def reserve_numbers(session: Session, day: date, count: int):
     name = f"SQ{day:%Y%m%d}"
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
-        engine = bind.engine if isinstance(bind, Connection) else bind
-        with engine.begin() as connection:
+        with side_engine(bind.engine if isinstance(bind, Connection) else bind).begin() as connection:
             last = _take_numbers(connection, pg_insert, name, count)
     else:
         last = _take_numbers(session, sqlite_insert, name, count)
