@@ -6,6 +6,7 @@ household at the village counter and a department list of 100,000 go through the
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from yikatong.workflow.models import (
 from yikatong.workflow.periods import amount_fen, parse_period, parse_quantity
 from yikatong.workflow.road import Road
 
+log = logging.getLogger(__name__)
 CHUNK = 900  # keys per IN (...) query (SQLite's parameter limit)
 SYSTEM_NAME = "系统"
 
@@ -401,12 +403,28 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
     return ids
 
 
+def screen_committed(session: Session, ids: list[int], now: datetime, actor: User | None) -> None:
+    """Screen claims the caller has just committed, in a short transaction of its own (the web
+    request's counter claim and API submission). The rules read before the first write, so the write
+    lock (SQLite has one for the whole database) is held while the flags are written, not while the
+    rules run, and the next desk is not kept waiting. The answer still comes after the screening, so
+    the clerk sees a flag at once. If screening fails the claims stand, unscreened until the next
+    city run: a committed claim is never answered with an error."""
+    try:
+        screening.screen(session, ids, now, actor)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("screening of %d committed claims failed; the next city run screens them", len(ids))
+
+
 def accept(session: Session, clerk: User, *, person_id: int, item_code: str, period: str,
            quantity: str | None = None, note: str = "", documents: Sequence[tuple[str, str]] = (),
            now: datetime, ip: str = "", screen: bool = True) -> Application:
     """受理: the village clerk enters one household's application. `documents` are (sha256, title)
     of files already stored with registry.documents.store_document. The claim is screened at once
-    (`screen=False` only for the synthetic city, which runs the rules over everything at the end)."""
+    (`screen=False` for the synthetic city, which runs the rules over everything at the end, and for
+    the counter page, which screens right after committing: screen_committed)."""
     require_perm(clerk, Perm.APPLICATION_ACCEPT)
     prepared = prepare_claims(session, clerk, [Claim(ref=1, person_id=person_id, item_code=item_code,
                                                      period=period, quantity=quantity, note=note.strip())],

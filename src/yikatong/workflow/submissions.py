@@ -162,9 +162,10 @@ def _already_submitted(session: Session, key: str, digest: str) -> SubmissionRes
 
 
 def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn], now: datetime,
-           ip: str = "") -> SubmissionResult:
+           ip: str = "", screen: bool = True) -> SubmissionResult:
     """Enter every claim, or none. The same key and body again returns the first answer with
-    `replayed` true and writes nothing; the same key with another body is refused (409)."""
+    `replayed` true and writes nothing; the same key with another body is refused (409).
+    `screen=False`: the caller screens the claims after committing them (service.screen_committed)."""
     require_perm(user, Perm.APPLICATION_LIST)
     check_key(key)
     ckey = client_key(user, key)
@@ -189,7 +190,8 @@ def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn
         return _already_submitted(session, ckey, digest)
 
     try:
-        ids = enter_claims(session, user, prepared, Source.API, now, source_ref=source_ref(submission.id, None))
+        ids = enter_claims(session, user, prepared, Source.API, now, source_ref=source_ref(submission.id, None),
+                           screen=screen)
     except IntegrityError:
         # Another submission entered the same person, item and period after our checks.
         raise Conflict("其中有申请与同时提交的其他申请重复（同一人、同一项目、同一期次），"

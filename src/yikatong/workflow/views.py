@@ -397,12 +397,15 @@ def new_application_submit(
             app = service.accept(db, user, person_id=person_id, item_code=item.code,
                                  period=period.strip() or period_of(item.frequency, now.date()),
                                  quantity=quantity if item.basis == Basis.MU else None, note=note,
-                                 documents=documents, now=now, ip=client_ip(request))
+                                 documents=documents, now=now, ip=client_ip(request), screen=False)
     except DomainError as e:
         if isinstance(e, Forbidden):
             raise
         return _new_page(request, db, user, now.date(), person_id=person_id, form=form, error=e.message,
                          status_code=e.status_code)
+    # committed first, then screened in a short transaction: no write lock held while rules run
+    db.commit()
+    service.screen_committed(db, [app.id], now, user)
     return RedirectResponse(f"/applications/{app.id}?msg=accepted", status_code=303)
 
 
