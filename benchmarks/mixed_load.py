@@ -169,8 +169,9 @@ class Tally:
             if response.status_code >= 500:
                 self.server_errors[kind] += 1
                 if len(self.samples) < 5:
-                    self.samples.append(f"{kind} {response.status_code} after {response.elapsed.total_seconds():.1f} s: "
-                                        f"{response.text[-300:] if response.text.startswith('<') else response.text[:300]}")
+                    text = response.text[-300:] if response.text.startswith("<") else response.text[:300]
+                    self.samples.append(f"{kind} {response.status_code} after "
+                                        f"{response.elapsed.total_seconds():.1f} s: {text}")
 
 
 def login(client: httpx.Client, username: str) -> dict[str, str]:
@@ -216,9 +217,9 @@ def approver(base: str, username: str, tally: Tally, stop: threading.Event, rnd:
                 time.sleep(0.2)
                 continue
             ids = [row["id"] for row in rows]
-            if rnd.random() < 0.5:
+            if rnd.random() < 0.5:  # the version seen in the inbox goes back with the decision
                 r = c.post(f"/api/v1/applications/{ids[0]}/decision", headers=h,
-                           json={"decision": "approve", "opinion": ""})
+                           json={"decision": "approve", "opinion": "", "version": rows[0]["version"]})
                 tally.note("POST /api/v1/applications/{id}/decision", r)
             else:
                 r = c.post("/api/v1/applications/bulk-decision", headers=h,
@@ -301,6 +302,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--waiting", type=int, default=400, help="claims waiting at 县定 at the start")
     parser.add_argument("--database", default="", help="a PostgreSQL server URL (default: a SQLite file)")
+    parser.add_argument("--readers", type=int, default=18, help="readers among the users (default 18: 28 in all)")
     args = parser.parse_args()
     if not 1 <= args.seconds <= 1800:
         raise SystemExit("--seconds: 1 to 1800")
@@ -318,7 +320,7 @@ def main() -> None:
         ids = list(city["waiting"])
         rnd = random.Random(args.seed)
         users = []
-        for k in range(18):
+        for k in range(args.readers):
             users.append(threading.Thread(target=reader, args=(base, READERS[k % len(READERS)], tally, stop, ids,
                                                                random.Random(rnd.random()))))
         for k in range(APPROVERS):

@@ -33,6 +33,7 @@ class InboxRow(BaseModel):
     returned: bool
     open_objections: int
     publicity_id: int | None
+    version: int  # send it back with a decision: 409 if someone else moved the application meanwhile
 
 
 class InboxOut(BaseModel):

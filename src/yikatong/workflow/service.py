@@ -704,7 +704,7 @@ def inbox(session: Session, user: User, filters: InboxFilter, today: date, page:
                Person.name.label("person_name"), Person.id_number_masked, Application.region_code,
                Application.period, Application.amount_fen, Application.stage, Application.due_on,
                Application.returned, Application.open_objections, Application.publicity_id,
-               Application.stage_entered_at)
+               Application.stage_entered_at, Application.stage_seq)
         .join(SubsidyItem, SubsidyItem.code == Application.item_code)
         .join(Person, Person.id == Application.person_id)
         .where(Application.id.in_(ids)).order_by(Application.due_on, Application.id)).all() if ids else []

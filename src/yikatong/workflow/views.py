@@ -162,7 +162,8 @@ def _inbox_out(db: Session, box: service.Inbox, today: date) -> schemas.InboxOut
                                person_name=r.person_name, id_number_masked=r.id_number_masked,
                                region_code=r.region_code, period=r.period, amount_fen=r.amount_fen, stage=r.stage,
                                due_on=r.due_on, overdue_days=export.overdue_days(r.due_on, today),
-                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id)
+                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id,
+                               version=r.stage_seq)
               for r in box.rows],
         total=box.total, overdue=box.overdue, page=box.page, size=box.size, pages=box.pages,
         by_item=[schemas.ItemCount(code=c, name=n, count=k) for c, n, k in box.by_item], steps=box.steps)
