@@ -283,3 +283,38 @@ def test_a_counter_claim_does_not_wait_for_a_large_list_being_entered(users, cla
         listed = s.scalar(select(func.count()).select_from(Application).where(
             Application.person_id.in_(others), Application.period == "2026-10", Application.item_code == SPECIAL))
     assert len(numbers) == 1 and listed == len(others)
+
+
+# ---------------------------------------------------------------- a lock not had in time
+
+
+@pytest.mark.skipif(not os.environ.get("YKT_DATABASE_URL", "").startswith("sqlite"),
+                    reason="SQLite's single write lock")
+def test_a_write_lock_not_had_in_time_answers_503_in_chinese(migrated, clock):
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+
+    from yikatong.web.app import create_app
+
+    url = os.environ["YKT_DATABASE_URL"]
+    app = create_app(clock=clock)
+    impatient = create_engine(url, connect_args={"timeout": 0})  # gives up at once instead of after 10 s
+
+    def write() -> None:
+        with impatient.begin() as connection:
+            connection.execute(text("UPDATE number_counters SET last = last"))
+
+    app.add_api_route("/api/v1/test-locked", write)
+    app.add_api_route("/test-locked", write)
+    holder = sqlite3.connect(url.split("///", 1)[1], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        with TestClient(app) as client:
+            api, page = client.get("/api/v1/test-locked"), client.get("/test-locked")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        impatient.dispose()
+    assert api.status_code == 503 and api.json() == {"detail": "系统繁忙，请稍后重试"}
+    assert page.status_code == 503 and "系统繁忙，请稍后重试" in page.text and "Traceback" not in page.text
