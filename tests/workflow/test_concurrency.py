@@ -273,8 +273,9 @@ def test_a_counter_claim_does_not_wait_for_a_large_list_being_entered(users, cla
         started = time.perf_counter()
         app_id = accepted(users, counter_person, clock)  # the village counter, committed
         took = time.perf_counter() - started
+        # before, the claim waited for the list's commit on the counter row (here: for 60 s)
         assert not list_done.is_set(), "the counter claim finished only after the list committed"
-        assert took < 5, took
+        assert took < 30, took
     finally:
         release.set()
         holder.join(60)
