@@ -368,7 +368,7 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
         raise Invalid("申请有误，未写入：" + "；".join(f"第{e.ref}条 {e.reason}" for e in prepared.errors[:5]))
     ids: list[int] = []
     total = len(prepared.rows)
-    # Numbers are reserved only now, so a dry run or a refused list leaves no gaps.
+    # Numbers are reserved only now, so a dry run or a list refused in its checks uses none.
     numbers = reserve_numbers(session, beijing_date(now), total) if total else iter(())
     for row in prepared.rows:
         row["number"] = next(numbers)
