@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox bench-rules clean
+.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox bench-rules bench-load clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -48,6 +48,11 @@ bench-inbox: install
 # YKT_DATABASE_URL=sqlite:////tmp/s1.db YKT_DATA_DIR=/tmp/s1data make bench-rules
 bench-rules: install
 	$(BIN)/python benchmarks/interception.py --sample 20000
+
+# 28 users against the real server on 127.0.0.1 for 120 s (readers, racing approvers, counter clerks,
+# department systems retrying their keys): SQLite by default, PostgreSQL with BENCH_DB=... make bench-load
+bench-load: install
+	$(BIN)/python benchmarks/mixed_load.py --seconds $(or $(BENCH_SECONDS),120) $(if $(BENCH_DB),--database $(BENCH_DB))
 
 clean:
 	rm -rf data .pytest_cache

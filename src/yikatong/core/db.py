@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -90,11 +91,31 @@ def _factory() -> sessionmaker[Session]:
     return sessionmaker(bind=engine(), expire_on_commit=False)
 
 
+_side_engines: dict[str, Engine] = {}
+_side_lock = threading.Lock()
+
+
+def side_engine(main: Engine) -> Engine:
+    """A small pool of its own beside `main`, for short transactions that commit on their own while
+    the caller's transaction stays open (the application-number counter on PostgreSQL). A request
+    that already holds a connection of the main pool never waits for a second one from it: many
+    such requests at once could starve the pool."""
+    key = main.url.render_as_string(hide_password=False)
+    with _side_lock:
+        if key not in _side_engines:
+            _side_engines[key] = create_engine(main.url, pool_size=2, max_overflow=8, pool_pre_ping=True)
+        return _side_engines[key]
+
+
 def reset_engine() -> None:
     if engine.cache_info().currsize:
         engine().dispose()
     engine.cache_clear()
     _factory.cache_clear()
+    with _side_lock:
+        for side in _side_engines.values():
+            side.dispose()
+        _side_engines.clear()
 
 
 def new_session() -> Session:
@@ -122,10 +143,14 @@ def savepoint(session: Session) -> Iterator[None]:
     Python's sqlite3 module opens a transaction only before INSERT/UPDATE/DELETE; a SAVEPOINT
     issued while only SELECTs have run starts the transaction itself, and releasing it COMMITS —
     the caller's later rollback would then undo nothing. Opening the transaction first keeps the
-    savepoint nested in the caller's unit of work, as it is on PostgreSQL."""
+    savepoint nested in the caller's unit of work, as it is on PostgreSQL.
+
+    The transaction is opened IMMEDIATE (taking the write lock at once, waiting up to busy_timeout
+    for it): a plain BEGIN reads first and upgrades to a write lock later, and SQLite refuses that
+    upgrade at once with "database is locked" when another writer committed meanwhile."""
     connection = session.connection()
     if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     with session.begin_nested():
         yield
 

@@ -35,3 +35,13 @@ class Blocked(DomainError):
     """A business rule stops the action (e.g. an open suspicious-record flag)."""
 
     status_code = 409
+
+
+# The answer to someone whose write found the record already moved by another user.
+RACED = "该申请已被他人处理，请刷新"
+
+
+class Busy(DomainError):
+    """The database could not grant a lock in time: nothing was changed, the request may be sent again."""
+
+    status_code = 503

@@ -9,10 +9,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from yikatong import __version__
 from yikatong.core.clock import Clock
-from yikatong.core.errors import AuthRequired, DomainError
+from yikatong.core.errors import RACED, AuthRequired, Busy, Conflict, DomainError
 from yikatong.web.templating import templates
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -29,6 +31,12 @@ SECURITY_HEADERS = {
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+BUSY = "系统繁忙，请稍后重试"
+# What the engines say when a lock could not be had in time (SQLite's busy_timeout ran out, or
+# PostgreSQL broke a deadlock): the request changed nothing and may simply be sent again.
+_BUSY_SIGNS = ("database is locked", "database is busy", "deadlock detected")
 
 
 def create_app(clock: Clock | None = None) -> FastAPI:
@@ -84,6 +92,20 @@ def create_app(clock: Clock | None = None) -> FastAPI:
                                     "user": getattr(request.state, "viewer", None)},
             status_code=exc.status_code,
         )
+
+    @app.exception_handler(StaleDataError)
+    async def raced(request: Request, exc: StaleDataError) -> Response:
+        # A conditional write found the record moved by someone else (services answer this themselves;
+        # this catches a write flushed only at commit).
+        return await domain_error(request, Conflict(RACED))
+
+    @app.exception_handler(OperationalError)
+    async def busy(request: Request, exc: OperationalError) -> Response:
+        if not any(sign in str(exc.orig) for sign in _BUSY_SIGNS):
+            raise exc
+        response = await domain_error(request, Busy(BUSY))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

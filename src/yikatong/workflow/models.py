@@ -123,6 +123,10 @@ class Application(Base):
         Index("ix_applications_eye", "status", "remind_on"),
         Index("ix_applications_publicity", "publicity_id"),
     )
+    # Every ORM UPDATE of an application is `WHERE id = ? AND stage_seq = ?`: of two people moving the
+    # same application at once, the second finds no row (StaleDataError, answered as a Conflict). Every
+    # move sets stage_seq itself (enter_stage, leave_road, correct, publish), so the check excludes them.
+    __mapper_args__ = {"version_id_col": stage_seq, "version_id_generator": False}
 
 
 class ApplicationDocument(Base):

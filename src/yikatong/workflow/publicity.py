@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import SubsidyItem
@@ -36,7 +36,7 @@ from yikatong.workflow.models import (
     Status,
     Step,
 )
-from yikatong.workflow.service import add_record, enter_stage, leave_road
+from yikatong.workflow.service import add_record, enter_stage, leave_road, one_move
 
 PUBLIC_NAME = "群众"
 
@@ -53,7 +53,9 @@ def waiting_to_publish(session: Session, clerk: User) -> list[Application]:
 def publish(session: Session, clerk: User, now: datetime, *, village: str | None = None,
             calendar: WorkCalendar | None = None, ip: str = "") -> list[Publicity]:
     """Put every waiting application of the clerk's villages (or of one village) on publicity lists,
-    one per village and item. The window starts today and lasts the item's 公示 days."""
+    one per village and item. The window starts today and lasts the item's 公示 days. Each application
+    goes on one list only: when another clerk published one of them a moment ago, nothing is
+    published and the clerk is told to refresh (409)."""
     calendar = calendar or load_calendar(session)
     apps = [a for a in waiting_to_publish(session, clerk) if village is None or a.region_code == village]
     if not apps:
@@ -65,34 +67,35 @@ def publish(session: Session, clerk: User, now: datetime, *, village: str | None
                                  .where(Region.code.in_({v for v, _ in groups}))).all())
     today = beijing_date(now)
     made = []
-    for (village_code, item_code), members in sorted(groups.items()):
-        item = session.get(SubsidyItem, item_code)
-        road = roads.road_for(session, item)
-        days = road.station(Step.PUBLICITY).days
-        period = members[0].period if len({m.period for m in members}) == 1 else "多期"
-        pub = Publicity(region_code=village_code, item_code=item_code,
-                        title=f"{names.get(village_code, village_code)}{item.name}（{period}）公示名单",
-                        starts_on=today, ends_on=today + timedelta(days=days - 1), created_by=clerk.id,
-                        created_at=now)
-        session.add(pub)
-        session.flush()
-        people = {p.id: p for p in session.scalars(select(Person).where(
-            Person.id.in_([m.person_id for m in members]))).all()}
-        for position, app in enumerate(members, start=1):
-            person = people[app.person_id]
-            session.add(PublicityEntry(publicity_id=pub.id, application_id=app.id, position=position,
-                                       name_masked=mask_name(person.name), id_number_masked=person.id_number_masked,
-                                       quantity_centi=app.quantity_centi, amount_fen=app.amount_fen))
-            app.publicity_id = pub.id
-            app.due_on = pub.ends_on  # the station lasts as long as the window
-            app.remind_on = pub.ends_on
-            app.reminded = app.escalated = False
-            add_record(session, app, Step.PUBLICITY.value, Action.PUBLICITY_START, clerk, now,
-                       detail={"publicity_id": pub.id, "starts_on": str(pub.starts_on), "ends_on": str(pub.ends_on)})
-        audit.record(session, clerk, "publicity.publish", "publicity", pub.id, now, region_code=village_code,
-                     ip=ip, detail={"item": item_code, "entries": len(members), "ends_on": str(pub.ends_on)})
-        made.append(pub)
-    session.flush()
+    with one_move(session):  # a flush inside the loop may find an application moved
+        for (village_code, item_code), members in sorted(groups.items()):
+            item = session.get(SubsidyItem, item_code)
+            road = roads.road_for(session, item)
+            days = road.station(Step.PUBLICITY).days
+            period = members[0].period if len({m.period for m in members}) == 1 else "多期"
+            pub = Publicity(region_code=village_code, item_code=item_code,
+                            title=f"{names.get(village_code, village_code)}{item.name}（{period}）公示名单",
+                            starts_on=today, ends_on=today + timedelta(days=days - 1), created_by=clerk.id,
+                            created_at=now)
+            session.add(pub)
+            session.flush()
+            people = {p.id: p for p in session.scalars(select(Person).where(
+                Person.id.in_([m.person_id for m in members]))).all()}
+            for position, app in enumerate(members, start=1):
+                person = people[app.person_id]
+                session.add(PublicityEntry(publicity_id=pub.id, application_id=app.id, position=position,
+                                           name_masked=mask_name(person.name), id_number_masked=person.id_number_masked,
+                                           quantity_centi=app.quantity_centi, amount_fen=app.amount_fen))
+                app.publicity_id = pub.id
+                app.stage_seq += 1  # a new version: the UPDATE finds no row if someone else published it
+                app.due_on = pub.ends_on  # the station lasts as long as the window
+                app.remind_on = pub.ends_on
+                app.reminded = app.escalated = False
+                add_record(session, app, Step.PUBLICITY.value, Action.PUBLICITY_START, clerk, now, detail={
+                    "publicity_id": pub.id, "starts_on": str(pub.starts_on), "ends_on": str(pub.ends_on)})
+            audit.record(session, clerk, "publicity.publish", "publicity", pub.id, now, region_code=village_code,
+                         ip=ip, detail={"item": item_code, "entries": len(members), "ends_on": str(pub.ends_on)})
+            made.append(pub)
     return made
 
 
@@ -135,8 +138,8 @@ def raise_objection(session: Session, publicity_id: int, application_id: int, re
     objection = Objection(application_id=app.id, publicity_id=pub.id, raised_at=now, raised_by_name=name,
                           reason=reason, recorded_by=recorder.id if recorder else None, **contact_fields)
     session.add(objection)
-    app.open_objections += 1
-    session.flush()
+    with one_move(session):
+        app.open_objections = Application.open_objections + 1  # in SQL: two objections at once both count
     add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION, recorder, now, reason,
                {"objection_id": objection.id}, actor_name=None if recorder else (name or PUBLIC_NAME))
     return objection
@@ -161,18 +164,27 @@ def resolve_objection(session: Session, objection_id: int, resolver: User, uphel
     opinion = (opinion or "").strip()
     if not opinion:
         raise Invalid("处理异议须填写核实意见")
-    objection.status = (ObjectionStatus.UPHELD if upheld else ObjectionStatus.DISMISSED).value
-    objection.resolved_by, objection.resolved_at, objection.opinion = resolver.id, now, opinion
-    app.open_objections -= 1
+    status = (ObjectionStatus.UPHELD if upheld else ObjectionStatus.DISMISSED).value
+    # A conditional write: of two people resolving the same objection at once, one finds it still open.
+    resolved = session.execute(update(Objection).where(
+        Objection.id == objection.id, Objection.status == ObjectionStatus.OPEN.value).values(
+        status=status, resolved_by=resolver.id, resolved_at=now, opinion=opinion)
+        .execution_options(synchronize_session=False))
+    if resolved.rowcount != 1:
+        raise Conflict("该异议已被他人处理，请刷新")
+    session.refresh(objection)
+    app.open_objections = Application.open_objections - 1  # in SQL: two objections resolved at once
+    with one_move(session):
+        if upheld and app.status == Status.OPEN:
+            leave_road(app, Status.REJECTED, now)
     detail = {"objection_id": objection.id, "result": objection.status}
-    if upheld and app.status == Status.OPEN:
-        leave_road(app, Status.REJECTED, now)
-        add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION_RESOLVED, resolver, now, opinion, detail)
-    else:
-        add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION_RESOLVED, resolver, now, opinion, detail)
+    add_record(session, app, Step.PUBLICITY.value, Action.OBJECTION_RESOLVED, resolver, now, opinion, detail)
+    if not upheld:
         pub = session.get(Publicity, objection.publicity_id)
         if app.open_objections == 0 and app.status == Status.OPEN and beijing_date(now) > pub.ends_on:
-            _move_on(session, app, roads.road_for(session, app.item), now, calendar or load_calendar(session))
+            with one_move(session):
+                _move_on(session, app, roads.road_for(session, app.item), now,
+                         calendar or load_calendar(session))
     audit.record(session, resolver, "publicity.objection", "objection", objection.id, now,
                  region_code=app.region_code, ip=ip, detail=detail)
     session.flush()

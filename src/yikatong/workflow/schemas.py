@@ -33,6 +33,7 @@ class InboxRow(BaseModel):
     returned: bool
     open_objections: int
     publicity_id: int | None
+    version: int  # send it back with a decision: 409 if someone else moved the application meanwhile
 
 
 class InboxOut(BaseModel):
@@ -131,6 +132,7 @@ class ApplicationOut(BaseModel):
     status: str
     stage: str | None
     returned: bool
+    version: int  # changes at every move; send it back with a decision (409 if it moved meanwhile)
     owner_region: str | None
     due_on: date | None
     overdue_days: int
@@ -152,6 +154,8 @@ class DecisionIn(BaseModel):
     decision: Literal["approve", "return", "reject"]
     opinion: str = Field("", max_length=2000)
     return_to: str | None = Field(None, description="退回补正的目标环节（村评/镇审/县定），缺省为申请进入的环节")
+    version: int | None = Field(None, description="审核人看到的申请版本（查询申请时的 version）："
+                                                  "申请已被他人处理时返回 409")
 
 
 class DecisionOut(BaseModel):

@@ -6,8 +6,10 @@ household at the village counter and a department list of 100,000 go through the
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -15,13 +17,15 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.catalog.service import standard_book
 from yikatong.core.clock import beijing_date
-from yikatong.core.db import bulk_insert, savepoint
-from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
+from yikatong.core.db import bulk_insert, savepoint, side_engine
+from yikatong.core.errors import RACED, Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
 from yikatong.interception import screening
 from yikatong.registry.models import Person
@@ -45,8 +49,28 @@ from yikatong.workflow.models import (
 from yikatong.workflow.periods import amount_fen, parse_period, parse_quantity
 from yikatong.workflow.road import Road
 
+log = logging.getLogger(__name__)
 CHUNK = 900  # keys per IN (...) query (SQLite's parameter limit)
 SYSTEM_NAME = "系统"
+
+
+@contextmanager
+def one_move(session: Session) -> Iterator[None]:
+    """Write a move now, as a conditional UPDATE against the version the actor read (Application's
+    version_id_col): when someone else moved the record meanwhile, the write matches no row and the
+    actor is told so (409), with nothing written."""
+    try:
+        yield
+        session.flush()
+    except StaleDataError:
+        raise Conflict(RACED) from None
+
+
+def check_version(app: Application, seen: int | None) -> None:
+    """A form or API call may say which version (stage_seq) the reviewer saw: a moved application
+    is refused instead of being decided on what the reviewer never saw."""
+    if seen is not None and seen != app.stage_seq:
+        raise Conflict(RACED)
 
 
 # ---------------------------------------------------------------- who may see and act
@@ -369,16 +393,28 @@ def prepare_claims(session: Session, actor: User | None, claims: list[Claim], so
 
 def reserve_numbers(session: Session, day: date, count: int):
     """`count` consecutive application numbers for `day`: SQ + date + 7-digit serial. The counter row
-    is created with ON CONFLICT DO NOTHING (both engines), so two first claims of a day cannot clash;
-    the UPDATE then locks it until commit, so no two transactions share a number."""
+    is created with ON CONFLICT DO NOTHING (both engines), so two first claims of a day cannot clash.
+
+    On PostgreSQL the numbers are taken in a transaction of their own that commits at once: the
+    counter row is locked for one statement, not while the caller's claims are written and screened,
+    so a village counter never queues behind a department list. Numbers are therefore unique but not
+    gap-free (a write that fails after reserving leaves its numbers unused). On SQLite the caller's
+    transaction already holds the one write lock there is (a second connection would wait for it
+    forever), so the numbers are taken in it."""
     name = f"SQ{day:%Y%m%d}"
-    dialect = session.get_bind().dialect.name
-    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert_fn(NumberCounter).values(name=name, last=0).on_conflict_do_nothing())
-    session.execute(update(NumberCounter).where(NumberCounter.name == name)
-                    .values(last=NumberCounter.last + count))
-    last = session.scalar(select(NumberCounter.last).where(NumberCounter.name == name))
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        with side_engine(bind.engine if isinstance(bind, Connection) else bind).begin() as connection:
+            last = _take_numbers(connection, pg_insert, name, count)
+    else:
+        last = _take_numbers(session, sqlite_insert, name, count)
     return (f"{name}{n:07d}" for n in range(last - count + 1, last + 1))
+
+
+def _take_numbers(executor: Connection | Session, insert_fn: Any, name: str, count: int) -> int:
+    executor.execute(insert_fn(NumberCounter).values(name=name, last=0).on_conflict_do_nothing())
+    return executor.execute(update(NumberCounter).where(NumberCounter.name == name)
+                            .values(last=NumberCounter.last + count).returning(NumberCounter.last)).scalar_one()
 
 
 WRITE_CHUNK = 5000
@@ -393,7 +429,7 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
         raise Invalid("申请有误，未写入：" + "；".join(f"第{e.ref}条 {e.reason}" for e in prepared.errors[:5]))
     ids: list[int] = []
     total = len(prepared.rows)
-    # Numbers are reserved only now, so a dry run or a refused list leaves no gaps.
+    # Numbers are reserved only now, so a dry run or a list refused in its checks uses none.
     numbers = reserve_numbers(session, beijing_date(now), total) if total else iter(())
     for row in prepared.rows:
         row["number"] = next(numbers)
@@ -428,12 +464,28 @@ def enter_claims(session: Session, actor: User | None, prepared: PreparedClaims,
     return ids
 
 
+def screen_committed(session: Session, ids: list[int], now: datetime, actor: User | None) -> None:
+    """Screen claims the caller has just committed, in a short transaction of its own (the web
+    request's counter claim and API submission). The rules read before the first write, so the write
+    lock (SQLite has one for the whole database) is held while the flags are written, not while the
+    rules run, and the next desk is not kept waiting. The answer still comes after the screening, so
+    the clerk sees a flag at once. If screening fails the claims stand, unscreened until the next
+    city run: a committed claim is never answered with an error."""
+    try:
+        screening.screen(session, ids, now, actor)
+        session.commit()
+    except Exception:
+        session.rollback()
+        log.exception("screening of %d committed claims failed; the next city run screens them", len(ids))
+
+
 def accept(session: Session, clerk: User, *, person_id: int, item_code: str, period: str,
            quantity: str | None = None, note: str = "", documents: Sequence[tuple[str, str]] = (),
            now: datetime, ip: str = "", screen: bool = True) -> Application:
     """受理: the village clerk enters one household's application. `documents` are (sha256, title)
     of files already stored with registry.documents.store_document. The claim is screened at once
-    (`screen=False` only for the synthetic city, which runs the rules over everything at the end)."""
+    (`screen=False` for the synthetic city, which runs the rules over everything at the end, and for
+    the counter page, which screens right after committing: screen_committed)."""
     require_perm(clerk, Perm.APPLICATION_ACCEPT)
     prepared = prepare_claims(session, clerk, [Claim(ref=1, person_id=person_id, item_code=item_code,
                                                      period=period, quantity=quantity, note=note.strip())],
@@ -469,6 +521,13 @@ def decide(session: Session, app: Application, reviewer: User, decision: Action,
     Approve: to the next station, or 已通过 after the last. Return: back to an earlier station
     (by default where the claim entered) for correction. Reject: 已否决. Return and reject need
     an opinion. History is append-only: a decision is never edited, a correction is a new record."""
+    with one_move(session):
+        return _decide(session, app, reviewer, decision, opinion, now, return_to=return_to, calendar=calendar,
+                       ip=ip, road=road)
+
+
+def _decide(session: Session, app: Application, reviewer: User, decision: Action, opinion: str, now: datetime,
+            *, return_to: Step | str | None, calendar: WorkCalendar | None, ip: str, road: Road | None) -> ReviewRecord:
     require_act(session, reviewer, app)
     opinion = (opinion or "").strip()
     step = Step(app.stage)
@@ -528,7 +587,8 @@ class BulkResult:
 def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int], decision: Action, opinion: str,
                 now: datetime, ip: str = "") -> BulkResult:
     """Decide many applications at once; each still gets its own record. An application that cannot
-    take the decision (an open objection, not at your station) is skipped with the reason."""
+    take the decision (an open objection, not at your station, decided by someone else a moment
+    ago) is skipped with the reason; the others go through."""
     require_perm(reviewer, Perm.REVIEW)
     if decision is Action.RETURN:
         raise Invalid("退回补正须逐件填写意见，不能批量退回")
@@ -584,8 +644,10 @@ def correct(session: Session, app: Application, actor: User, now: datetime, *, q
         changes.setdefault("documents", []).append(title)
     if not changes:
         raise Invalid("没有补正任何内容：请修改数量、说明或补充材料")
-    app.returned = False
-    return add_record(session, app, app.stage, Action.CORRECT, actor, now, opinion.strip(), changes)
+    with one_move(session):
+        app.returned = False
+        app.stage_seq += 1  # a new version: a decision taken on the uncorrected claim is refused
+        return add_record(session, app, app.stage, Action.CORRECT, actor, now, opinion.strip(), changes)
 
 
 def withdraw(session: Session, app: Application, clerk: User, reason: str, now: datetime) -> ReviewRecord:
@@ -598,8 +660,9 @@ def withdraw(session: Session, app: Application, clerk: User, reason: str, now: 
     if not reason.strip():
         raise Invalid("撤回须填写原因")
     step = app.stage
-    leave_road(app, Status.WITHDRAWN, now)
-    return add_record(session, app, step, Action.WITHDRAW, clerk, now, reason.strip())
+    with one_move(session):
+        leave_road(app, Status.WITHDRAWN, now)
+        return add_record(session, app, step, Action.WITHDRAW, clerk, now, reason.strip())
 
 
 def trail(session: Session, user: User, application_id: int) -> tuple[Application, list[ReviewRecord]]:
@@ -702,7 +765,7 @@ def inbox(session: Session, user: User, filters: InboxFilter, today: date, page:
                Person.name.label("person_name"), Person.id_number_masked, Application.region_code,
                Application.period, Application.amount_fen, Application.stage, Application.due_on,
                Application.returned, Application.open_objections, Application.publicity_id,
-               Application.stage_entered_at)
+               Application.stage_entered_at, Application.stage_seq)
         .join(SubsidyItem, SubsidyItem.code == Application.item_code)
         .join(Person, Person.id == Application.person_id)
         .where(Application.id.in_(ids)).order_by(Application.due_on, Application.id)).all() if ids else []

@@ -17,7 +17,7 @@ from yikatong.core.clock import Clock
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
 from yikatong.web.deps import DbSession, client_ip, get_clock, require
-from yikatong.workflow import submissions
+from yikatong.workflow import service, submissions
 from yikatong.workflow.schemas import SubmissionIn, SubmissionOut, SubmissionRefused
 
 _REASONS = {
@@ -116,9 +116,14 @@ def submit_claims(
     entered at the item's list station. 201 with the new applications in claim order; 200 with
     `replayed: true` for a retry. Format: docs/data-formats.md."""
     try:
-        result = submissions.submit(db, user, idempotency_key, body.claims, clock.now(), ip=client_ip(request))
+        result = submissions.submit(db, user, idempotency_key, body.claims, clock.now(), ip=client_ip(request),
+                                    screen=False)
     except submissions.ClaimsRefused as e:
         db.rollback()  # nothing of a refused submission is kept
         return refusal(e.problems, e.message)
+    if not result.replayed:
+        # committed first, then screened in a short transaction: no write lock held while rules run
+        db.commit()
+        service.screen_committed(db, [a.id for a in result.applications], clock.now(), user)
     out = SubmissionOut(applications=[asdict(a) for a in result.applications], replayed=result.replayed)
     return JSONResponse(out.model_dump(mode="json"), status_code=200 if result.replayed else 201)

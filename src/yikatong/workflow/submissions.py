@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -162,9 +162,10 @@ def _already_submitted(session: Session, key: str, digest: str) -> SubmissionRes
 
 
 def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn], now: datetime,
-           ip: str = "") -> SubmissionResult:
+           ip: str = "", screen: bool = True) -> SubmissionResult:
     """Enter every claim, or none. The same key and body again returns the first answer with
-    `replayed` true and writes nothing; the same key with another body is refused (409)."""
+    `replayed` true and writes nothing; the same key with another body is refused (409).
+    `screen=False`: the caller screens the claims after committing them (service.screen_committed)."""
     require_perm(user, Perm.APPLICATION_LIST)
     check_key(key)
     ckey = client_key(user, key)
@@ -189,7 +190,8 @@ def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn
         return _already_submitted(session, ckey, digest)
 
     try:
-        ids = enter_claims(session, user, prepared, Source.API, now, source_ref=source_ref(submission.id, None))
+        ids = enter_claims(session, user, prepared, Source.API, now, source_ref=source_ref(submission.id, None),
+                           screen=screen)
     except IntegrityError:
         # Another submission entered the same person, item and period after our checks.
         raise Conflict("其中有申请与同时提交的其他申请重复（同一人、同一项目、同一期次），"
@@ -198,7 +200,11 @@ def submit(session: Session, user: User, key: str, items: list[SubmissionClaimIn
     external = [{"id": app_id, "source_ref": source_ref(submission.id, refs[ref])}
                 for app_id, ref in zip(ids, prepared.refs, strict=True) if refs[ref]]
     if external:
-        session.execute(update(Application), external)
+        # by primary key on the table: rows written a moment ago in this transaction, no version to check
+        table = Application.__table__
+        session.execute(update(table).where(table.c.id == bindparam("app_id"))
+                        .values(source_ref=bindparam("ref")),
+                        [{"app_id": e["id"], "ref": e["source_ref"]} for e in external])
     submission.application_ids = json.dumps(ids)
     numbers = [row["number"] for row in prepared.rows]
     audit.record(session, user, "application.api_submit", "api_submission", submission.id, now,

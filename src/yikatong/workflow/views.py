@@ -150,7 +150,8 @@ def _application_out(db: Session, user: User, app: Application, records: list[Re
         period_start=app.period_start, period_end=app.period_end, basis=app.basis, quantity_centi=app.quantity_centi,
         quantity_text=format_quantity(app.basis, app.quantity_centi), standard_fen=app.standard_fen,
         amount_fen=app.amount_fen, source=app.source, status=app.status, stage=app.stage, returned=app.returned,
-        owner_region=app.owner_region, due_on=app.due_on, overdue_days=export.overdue_days(app.due_on, today),
+        version=app.stage_seq, owner_region=app.owner_region, due_on=app.due_on,
+        overdue_days=export.overdue_days(app.due_on, today),
         open_objections=app.open_objections, publicity_id=app.publicity_id, note=app.note, created_at=app.created_at,
         decided_at=app.decided_at, can_act=service.can_act(db, user, app), documents=docs, objections=objections,
         records=[_record_out(r, app.basis) for r in records])
@@ -162,7 +163,8 @@ def _inbox_out(db: Session, box: service.Inbox, today: date) -> schemas.InboxOut
                                person_name=r.person_name, id_number_masked=r.id_number_masked,
                                region_code=r.region_code, period=r.period, amount_fen=r.amount_fen, stage=r.stage,
                                due_on=r.due_on, overdue_days=export.overdue_days(r.due_on, today),
-                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id)
+                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id,
+                               version=r.stage_seq)
               for r in box.rows],
         total=box.total, overdue=box.overdue, page=box.page, size=box.size, pages=box.pages,
         by_item=[schemas.ItemCount(code=c, name=n, count=k) for c, n, k in box.by_item], steps=box.steps)
@@ -174,12 +176,13 @@ def _attachment(data: bytes, media_type: str, filename: str) -> Response:
 
 
 def _decide(db: Session, user: User, application_id: int, decision: str, opinion: str, return_to: str | None,
-            now: datetime, ip: str = "") -> tuple[Application, ReviewRecord]:
+            now: datetime, ip: str = "", version: int | None = None) -> tuple[Application, ReviewRecord]:
     action = DECISIONS.get(decision)
     if action is None:
         raise Invalid("审核决定只能是 通过、退回补正 或 否决")
     require_perm(user, Perm.REVIEW)
     app = service.get_application(db, user, application_id)
+    service.check_version(app, version)
     record = service.decide(db, app, user, action, opinion, now, return_to=return_to or None, ip=ip)
     db.flush()
     return app, record
@@ -212,7 +215,7 @@ def api_decision(application_id: int, body: schemas.DecisionIn, request: Request
     """Approve (to the next station), return for correction (opinion required; `return_to` an earlier
     station) or reject (opinion required). One record is written to the trail."""
     app, record = _decide(db, user, application_id, body.decision, body.opinion, body.return_to, clock.now(),
-                          client_ip(request))
+                          client_ip(request), body.version)
     return schemas.DecisionOut(id=app.id, number=app.number, status=app.status, stage=app.stage,
                                returned=app.returned, record=_record_out(record, app.basis))
 
@@ -403,12 +406,15 @@ def new_application_submit(
             app = service.accept(db, user, person_id=person_id, item_code=item.code,
                                  period=period.strip() or period_of(item.frequency, beijing_date(now)),
                                  quantity=quantity if item.basis == Basis.MU else None, note=note,
-                                 documents=documents, now=now, ip=client_ip(request))
+                                 documents=documents, now=now, ip=client_ip(request), screen=False)
     except DomainError as e:
         if isinstance(e, Forbidden):
             raise
         return _new_page(request, db, user, beijing_date(now), person_id=person_id, form=form, error=e.message,
                          status_code=e.status_code)
+    # committed first, then screened in a short transaction: no write lock held while rules run
+    db.commit()
+    service.screen_committed(db, [app.id], now, user)
     return RedirectResponse(f"/applications/{app.id}?msg=accepted", status_code=303)
 
 
@@ -634,11 +640,11 @@ def _act(request: Request, db: Session, user: User, application_id: int, clock: 
 
 @pages.post("/applications/{application_id:int}/decision", response_class=HTMLResponse)
 def decision_submit(request: Request, application_id: int, decision: str = Form(...), opinion: str = Form(""),
-                    return_to: str = Form(""), db: Session = DbSession, clock: Clock = Depends(get_clock),
-                    user: User = Depends(require(Perm.REVIEW))) -> Response:
+                    return_to: str = Form(""), version: int | None = Form(None), db: Session = DbSession,
+                    clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.REVIEW))) -> Response:
     return _act(request, db, user, application_id, clock, "decided",
                 lambda: _decide(db, user, application_id, decision, opinion, return_to, clock.now(),
-                                client_ip(request)))
+                                client_ip(request), version))
 
 
 @pages.post("/applications/{application_id:int}/correction", response_class=HTMLResponse)
