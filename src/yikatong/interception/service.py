@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from yikatong.interception.screening import (  # noqa: F401 - the service's publ
 )
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, require_perm
+from yikatong.security.roles import Perm, has_perm, require_perm
 from yikatong.security.scope import in_subtree, within
 from yikatong.workflow import service as workflow
 from yikatong.workflow.models import Action, Application, Status, Step
@@ -145,3 +146,16 @@ class GateRefused(Blocked):
         super().__init__(f"发放前比对未通过：{len(result.blocked_ids)}笔申请有{result.open_flags}条存疑信息未核实，"
                          f"本批资金不能发放（其中本次新发现{result.new_flags}条）")
         self.result = result
+
+
+def application_flags(session: Session, user: User, application_id: int) -> list[dict[str, Any]]:
+    """The flags of one application for its page (the caller has checked the user may read it).
+    Evidence and links only for those who may read flags."""
+    readable = has_perm(user.role, Perm.FLAG_READ)
+    rows = session.execute(select(Flag.id, Flag.rule_code, Rule.name, Flag.evidence, Flag.status, Flag.severity,
+                                  Flag.amount_fen, Flag.raised_at)
+                           .join(Rule, Rule.code == Flag.rule_code)
+                           .where(Flag.application_id == application_id).order_by(Flag.id)).all()
+    return [{"id": r.id, "rule_code": r.rule_code, "rule_name": r.name, "evidence": r.evidence if readable else None,
+             "status": r.status, "severity": r.severity, "amount_fen": r.amount_fen, "raised_at": r.raised_at,
+             "link": readable} for r in rows]

@@ -287,19 +287,6 @@ def _verify(db: Session, user: User, flag_id: int, decision: str, opinion: str, 
                           document_sha256=_document_exists(db, document_sha256), now=now, ip=ip)
 
 
-def application_flags(db: Session, user: User, application_id: int) -> list[dict[str, Any]]:
-    """The flags of one application for its page (the caller has checked the user may read it).
-    Evidence and links only for those who may read flags."""
-    readable = has_perm(user.role, Perm.FLAG_READ)
-    rows = db.execute(select(Flag.id, Flag.rule_code, Rule.name, Flag.evidence, Flag.status, Flag.severity,
-                             Flag.amount_fen, Flag.raised_at)
-                      .join(Rule, Rule.code == Flag.rule_code)
-                      .where(Flag.application_id == application_id).order_by(Flag.id)).all()
-    return [{"id": r.id, "rule_code": r.rule_code, "rule_name": r.name, "evidence": r.evidence if readable else None,
-             "status": r.status, "severity": r.severity, "amount_fen": r.amount_fen, "raised_at": r.raised_at,
-             "link": readable} for r in rows]
-
-
 # ---------------------------------------------------------------- JSON API
 
 

@@ -22,7 +22,7 @@ from yikatong.core.clock import Clock
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
-from yikatong.interception.views import application_flags
+from yikatong.interception.service import application_flags
 from yikatong.registry import service as registry
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person, Region, RegionLevel
