@@ -6,9 +6,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
+from yikatong.core import readers
 from yikatong.core.clock import Clock
 from yikatong.core.errors import DomainError, Forbidden, Invalid
-from yikatong.imports import readers
 from yikatong.imports.kinds import KINDS, Kind
 from yikatong.imports.schemas import ImportReport, RequestProblem
 from yikatong.imports.service import import_file, kind_or_404, may_import

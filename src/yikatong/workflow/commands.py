@@ -386,7 +386,7 @@ def register_calendar(app: typer.Typer) -> None:
 
         from yikatong.core.clock import system_clock
         from yikatong.core.db import transaction
-        from yikatong.imports.readers import FileError, read_table
+        from yikatong.core.readers import FileError, read_table
         from yikatong.security import audit
         from yikatong.workflow.calendar import set_day
 
