@@ -158,4 +158,4 @@ def application_flags(session: Session, user: User, application_id: int) -> list
                            .where(Flag.application_id == application_id).order_by(Flag.id)).all()
     return [{"id": r.id, "rule_code": r.rule_code, "rule_name": r.name, "evidence": r.evidence if readable else None,
              "status": r.status, "severity": r.severity, "amount_fen": r.amount_fen, "raised_at": r.raised_at,
-             "link": readable} for r in rows]
+             "link": readable, "open": r.status == FlagStatus.OPEN.value} for r in rows]

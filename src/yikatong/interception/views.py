@@ -67,6 +67,7 @@ class FlagRowOut(BaseModel):
     amount_fen: int = Field(description="涉及金额（分）")
     raised_at: datetime
     status: str = Field(description="待核实、核实属实或核实排除")
+    open: bool = Field(False, description="待核实: still to be verified")
     verified_at: datetime | None
     opinion: str
 
@@ -205,7 +206,7 @@ def _rows(db: Session, ids: list[int]) -> list[FlagRowOut]:
             id_number_masked=masked, item_code=f.item_code, item_name=item_name, region_code=f.region_code,
             region_name=names.get(f.region_code, f.region_code), rule_code=f.rule_code, rule_name=rule_name,
             severity=f.severity, evidence=f.evidence, amount_fen=f.amount_fen, raised_at=f.raised_at,
-            status=f.status, verified_at=f.verified_at, opinion=f.opinion)
+            status=f.status, open=f.status == FlagStatus.OPEN.value, verified_at=f.verified_at, opinion=f.opinion)
     return [by_id[i] for i in ids if i in by_id]
 
 

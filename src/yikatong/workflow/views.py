@@ -151,7 +151,8 @@ def _application_out(db: Session, user: User, app: Application, records: list[Re
         amount_fen=app.amount_fen, source=app.source, status=app.status, stage=app.stage, returned=app.returned,
         owner_region=app.owner_region, due_on=app.due_on, overdue_days=export.overdue_days(app.due_on, today),
         open_objections=app.open_objections, publicity_id=app.publicity_id, note=app.note, created_at=app.created_at,
-        decided_at=app.decided_at, can_act=service.can_act(db, user, app), documents=docs, objections=objections,
+        decided_at=app.decided_at, can_act=service.can_act(db, user, app),
+        actions=sorted(service.allowed_actions(db, user, app)), documents=docs, objections=objections,
         records=[_record_out(r, app.basis) for r in records])
 
 
@@ -161,7 +162,8 @@ def _inbox_out(db: Session, box: service.Inbox, today: date) -> schemas.InboxOut
                                person_name=r.person_name, id_number_masked=r.id_number_masked,
                                region_code=r.region_code, period=r.period, amount_fen=r.amount_fen, stage=r.stage,
                                due_on=r.due_on, overdue_days=export.overdue_days(r.due_on, today),
-                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id)
+                               returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id,
+                               at_publicity=r.at_publicity)
               for r in box.rows],
         total=box.total, overdue=box.overdue, page=box.page, size=box.size, pages=box.pages,
         by_item=[schemas.ItemCount(code=c, name=n, count=k) for c, n, k in box.by_item], steps=box.steps)
@@ -561,7 +563,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
                  msg: str = "", error: str | None = None, status_code: int = 200) -> Response:
     app, records = service.trail(db, user, application_id)
     view = _application_out(db, user, app, records, today)
-    acting = view.can_act and has_perm(user.role, Perm.REVIEW)
+    actions = service.allowed_actions(db, user, app)
     road = roads.road_for(db, app.item)
     flash = MESSAGES.get(msg)
     if msg == "decided" and records:
@@ -572,17 +574,13 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
             flash = "已通过：各环节审核完毕，申请已通过"
         else:
             flash = f"已{last.action}，申请办结"
-    may_resolve = (has_perm(user.role, Perm.REVIEW) and user.role in publicity.RESOLVERS
-                   and in_subtree(user.region_code, app.region_code))
     return templates.TemplateResponse(request, "workflow/detail.html", {
         "user": user, "a": view, "app": app, "item": app.item, "road": _road_states(app, road.steps, records),
         "flash": flash, "error": error,
-        "acting": acting, "decidable": acting and app.stage != Step.PUBLICITY,
-        "return_targets": road.earlier_decisions(app.stage) if acting and app.stage != Step.PUBLICITY else [],
-        "correctable": acting and app.returned,
-        "withdrawable": (has_perm(user.role, Perm.APPLICATION_ACCEPT) and app.status == Status.OPEN
-                         and in_subtree(user.region_code, app.region_code)),
-        "may_resolve": may_resolve, "open_status": ObjectionStatus.OPEN.value,
+        "actions": actions,  # what the page offers: service.allowed_actions, as the API reports it
+        "waiting_publicity": view.can_act and app.stage == Step.PUBLICITY,  # the handler waits for it to end
+        "return_targets": road.earlier_decisions(app.stage) if service.AppAction.RETURN in actions else [],
+        "open_status": ObjectionStatus.OPEN.value,
         "owner_name": registry.region_names(db, {app.owner_region or ""}).get(app.owner_region or ""),
         "can_person": has_perm(user.role, Perm.PERSON_READ), "max_files": MAX_FILES,
         "flags": application_flags(db, user, app.id),
