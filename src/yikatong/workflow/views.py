@@ -563,7 +563,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
                  msg: str = "", error: str | None = None, status_code: int = 200) -> Response:
     app, records = service.trail(db, user, application_id)
     view = _application_out(db, user, app, records, today)
-    actions = service.allowed_actions(db, user, app)
+    actions = set(view.actions)  # service.allowed_actions, as the API reports it
     road = roads.road_for(db, app.item)
     flash = MESSAGES.get(msg)
     if msg == "decided" and records:
@@ -577,7 +577,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
     return templates.TemplateResponse(request, "workflow/detail.html", {
         "user": user, "a": view, "app": app, "item": app.item, "road": _road_states(app, road.steps, records),
         "flash": flash, "error": error,
-        "actions": actions,  # what the page offers: service.allowed_actions, as the API reports it
+        "actions": actions,  # what the page offers
         "waiting_publicity": view.can_act and app.stage == Step.PUBLICITY,  # the handler waits for it to end
         "return_targets": road.earlier_decisions(app.stage) if service.AppAction.RETURN in actions else [],
         "open_status": ObjectionStatus.OPEN.value,
