@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-registry bench-lists bench-inbox bench-rules bench-load clean
+.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-load clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -30,6 +30,9 @@ bench-synth: install
 
 bench-imports: install
 	$(BIN)/python benchmarks/import_persons.py --rows 100000
+
+bench-read: install
+	$(BIN)/python benchmarks/read_files.py --xlsx-rows 100000 --hukou-rows 300000
 
 # bench-registry reads a city already built: YKT_DATABASE_URL=sqlite:////tmp/s1.db make bench-registry
 bench-registry: install

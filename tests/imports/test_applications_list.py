@@ -19,8 +19,8 @@ from yikatong.core.clock import FixedClock
 from yikatong.core.db import new_session
 from yikatong.core.errors import Forbidden
 from yikatong.core.protect import reveal
+from yikatong.core.readers import read_table
 from yikatong.imports.kinds import KINDS
-from yikatong.imports.readers import read_table
 from yikatong.imports.service import import_file, match_headers
 from yikatong.imports.template import template_bytes
 from yikatong.registry.models import Person

@@ -7,11 +7,11 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
-from yikatong.imports import readers
-from yikatong.imports.kinds import KINDS, NUM_REFUSE, header_key, markdown_columns
-from yikatong.imports.readers import FileError, Num, read_table
+from yikatong.core import readers
+from yikatong.core.readers import FileError, Num, header_key, read_table
+from yikatong.imports.kinds import KINDS, NUM_REFUSE, markdown_columns
 from yikatong.imports.service import column_letter, match_headers
 from yikatong.imports.template import template_bytes
 
@@ -91,18 +91,34 @@ def test_xlsx_cells_numbers_dates_and_gaps():
     assert len(table.rows) == 3  # the never-calculated formula row is empty
 
 
-def test_xlsx_fast_reader_agrees_with_openpyxl():
+def test_xlsx_reader_agrees_with_openpyxl():
     wb = Workbook()
     ws = wb.active
-    ws.append(["身份证号", "姓名", "金额"])
+    ws.append(["身份证号", "姓名", "金额", "日期"])
     for i in range(50):
-        ws.append([f"51101119900101{i:04d}", f" 名{i} ", i * 1.25])
+        ws.append([f"51101119900101{i:04d}", f" 名{i} ", i * 1.25, datetime(2024, 1, 1 + i % 28)])
     buf = io.BytesIO()
     wb.save(buf)
-    fast = readers.read_xlsx(buf.getvalue())
-    slow = readers._table(readers._openpyxl_rows(buf.getvalue()))
-    assert fast.headers == slow.headers[:3]
-    assert [(n, c[:3]) for n, c in fast.rows] == [(n, c[:3]) for n, c in slow.rows]
+    table = readers.read_xlsx(buf.getvalue())
+    expected = [(cell.row, [readers._cell(c.value) for c in row])
+                for row in load_workbook(io.BytesIO(buf.getvalue())).active.iter_rows(min_row=2)
+                for cell in row[:1]]
+    assert table.headers == ["身份证号", "姓名", "金额", "日期"]
+    assert table.rows == expected
+    assert table.rows[1] == (3, ["511011199001010001", "名1", "1.25", "2024-01-02"])
+
+
+def test_xlsx_refuses_what_it_cannot_read():
+    with pytest.raises(FileError, match="不是有效的 .xlsx 文件"):
+        read_table(b"PK\x03\x04 not a zip")
+    with pytest.raises(FileError, match="旧版 Excel"):
+        read_table(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 old")
+    wb = Workbook()
+    wb.active["B2"] = "no header"
+    buf = io.BytesIO()
+    wb.save(buf)
+    with pytest.raises(FileError, match="第1行应为列名"):
+        read_table(buf.getvalue())
 
 
 def test_number_cells_are_refused_where_digits_may_be_lost():

@@ -49,8 +49,8 @@ def test_amounts_above_2_31_fen_are_stored_and_summed(db, users, claimant):
     version = db.scalars(select(RuleVersion).where(RuleVersion.rule_code == "OVER_STANDARD")).first()
     version.dry_run_amount_fen = 3 * BIG
     flags = [Flag(application_id=i, rule_code="OVER_STANDARD", rule_version_id=version.id, evidence="大额",
-                  evidence_key=f"big{i}", fact_key=f"test:big{i}", amount_fen=BIG, item_code=item, region_code="511025000000",
-                  severity="中", raised_at=MONDAY) for i in ids]
+                  evidence_key=f"big{i}", fact_key=f"test:big{i}", amount_fen=BIG, item_code=item,
+                  region_code="511025000000", severity="中", raised_at=MONDAY) for i in ids]
     db.add_all(flags)
     db.flush()
     db.add_all(Lead(flag_id=f.id, application_id=f.application_id, rule_code=f.rule_code, region_code=f.region_code,

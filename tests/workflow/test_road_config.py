@@ -20,8 +20,7 @@ from yikatong.core.errors import Invalid
 from yikatong.security.models import AuditEvent
 from yikatong.workflow import service
 from yikatong.workflow.models import Action, Application, RoadStep, Source, Step
-from yikatong.workflow.road import Station, configure_road, default_road, road_for
-from yikatong.workflow.road_views import change_road
+from yikatong.workflow.road import Station, change_road, configure_road, default_road, road_for
 
 from .conftest import MONDAY
 

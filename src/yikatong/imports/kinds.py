@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
@@ -18,12 +17,10 @@ from typing import Any
 from yikatong.catalog.models import Basis, Frequency, FundingLevel
 from yikatong.core import masking
 from yikatong.core.idnumber import IdFacts, normalize, parse_id_number
-from yikatong.core.money import parse_yuan
 from yikatong.core.phone import parse_mobile
-from yikatong.imports.readers import Num
+from yikatong.core.readers import Num, day, region_code, yuan  # one parser per kind of cell
 from yikatong.registry.models import CardStatus
 from yikatong.security.roles import Perm
-from yikatong.security.scope import pad_code
 
 Parser = Callable[[str], Any]
 
@@ -118,14 +115,6 @@ def id_number(value: str) -> IdFacts:
     return parse_id_number(value)
 
 
-def region_code(value: str) -> str:
-    value = value.strip()
-    try:
-        return pad_code(value)
-    except ValueError:
-        raise ValueError("区划代码应为12位统计用区划代码（或2/4/6/9位前缀），只含数字") from None
-
-
 def optional_region_code(value: str) -> str:
     return region_code(value)
 
@@ -182,29 +171,6 @@ def choice(enum: type[StrEnum]) -> Parser:
         return v
 
     return parse
-
-
-_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日", "%Y-%m-%d %H:%M:%S")
-
-
-def day(value: str) -> date:
-    v = value.strip()
-    for fmt in _DATE_FORMATS:
-        try:
-            return datetime.strptime(v, fmt).date()
-        except ValueError:
-            continue
-    raise ValueError("日期格式错误，应为 YYYY-MM-DD，如 2024-03-15")
-
-
-def yuan(value: str) -> int:
-    v = value.strip().lstrip("¥￥").removesuffix("元").strip()
-    if v.startswith("-"):
-        raise ValueError("金额不能为负数")
-    try:
-        return parse_yuan(v)
-    except ValueError:
-        raise ValueError("金额格式错误，应为不超过两位小数的非负元金额，如 123.45") from None
 
 
 def mask_id(value: str) -> str:
@@ -468,12 +434,6 @@ def _digits(value: str, max_len: int, what: str) -> str:
 
 IGNORED_HEADERS = ("序号", "备注", "no", "no.", "remark", "remarks", "note", "notes")
 """Columns accepted and ignored in every kind: a running number and a free remark."""
-
-
-def header_key(header: str) -> str:
-    """How headers are compared: no spaces, half-width brackets, lower case, no required-marks."""
-    h = re.sub(r"\s+", "", header).replace("（", "(").replace("）", ")").lower()
-    return h.strip("*＊")
 
 
 def get_kind(name: str) -> Kind | None:

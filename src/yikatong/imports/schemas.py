@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-
-class RowError(BaseModel):
-    row: int | None = Field(description="Row number as shown in Excel or a text editor (header = 1); "
-                                        "null for a problem of the whole file")
-    column: str = Field(description="The column header as written in the file (empty for the whole file)")
-    value: str = Field(description="The cell as read; ID numbers, names, phones and accounts masked")
-    reason: str = Field(description="Why the row is refused, in Chinese")
+from yikatong.core.readers import RowError  # every import reports its errors alike
 
 
 class ImportReport(BaseModel):

@@ -16,10 +16,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from yikatong.core import readers
 from yikatong.core.errors import Forbidden, Invalid, NotFound
-from yikatong.imports import readers
+from yikatong.core.readers import column_letter, header_key
 from yikatong.imports.batch import Batch, Progress, Row
-from yikatong.imports.kinds import IGNORED_HEADERS, KINDS, Kind, get_kind, header_key
+from yikatong.imports.kinds import IGNORED_HEADERS, KINDS, Kind, get_kind
 from yikatong.imports.schemas import ImportReport, RowError
 from yikatong.imports.upserts import PLANNERS
 from yikatong.security import audit
@@ -122,16 +123,6 @@ def _failed(report: ImportReport, errors: list[RowError], count: int) -> ImportR
     report.errors = errors
     report.error_count = count
     return report
-
-
-def column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA: how Excel names a column."""
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters
 
 
 def match_headers(kind: Kind, headers: list[str | None]) -> tuple[dict[str, int], list[RowError]]:

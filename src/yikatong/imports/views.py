@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from yikatong.core import readers
 from yikatong.core.clock import Clock
 from yikatong.core.errors import DomainError, Forbidden, Invalid
 from yikatong.core.settings import get_settings
-from yikatong.imports import readers
 from yikatong.imports.jobs import IMPORT
 from yikatong.imports.kinds import KINDS, Kind
 from yikatong.imports.schemas import ImportReport, RequestProblem

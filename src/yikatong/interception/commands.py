@@ -360,7 +360,7 @@ def register(app: typer.Typer) -> None:
             from yikatong.core.db import transaction
             from yikatong.interception.jobs import CITY_RUN
             from yikatong.jobs import service as jobs
-            from yikatong.jobs.commands import wait_for
+            from yikatong.jobs.follow import wait_for
 
             with transaction() as session:
                 queued = jobs.start(session, CITY_RUN, {}, _user(session, user, required=False), system_clock.now())

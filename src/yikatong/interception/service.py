@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -29,7 +30,7 @@ from yikatong.interception.screening import (  # noqa: F401 - the service's publ
 )
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, require_perm
+from yikatong.security.roles import Perm, has_perm, require_perm
 from yikatong.security.scope import in_subtree, within
 from yikatong.workflow import service as workflow
 from yikatong.workflow.models import Application
@@ -178,3 +179,16 @@ def gate(session: Session, application_ids: Sequence[int], now: datetime, actor:
     return GateResult(checked=len(ids) + len(hidden), new_flags=run.new_flags if run else 0, allowed=payable.moved,
                       blocked=[BlockedApplication(i, fs) for i, fs in sorted(open_by_app.items())],
                       not_payable=dict(sorted({**payable.not_moved, **hidden}.items())))
+
+
+def application_flags(session: Session, user: User, application_id: int) -> list[dict[str, Any]]:
+    """The flags of one application for its page (the caller has checked the user may read it).
+    Evidence and links only for those who may read flags."""
+    readable = has_perm(user.role, Perm.FLAG_READ)
+    rows = session.execute(select(Flag.id, Flag.rule_code, Rule.name, Flag.evidence, Flag.status, Flag.severity,
+                                  Flag.amount_fen, Flag.raised_at)
+                           .join(Rule, Rule.code == Flag.rule_code)
+                           .where(Flag.application_id == application_id).order_by(Flag.id)).all()
+    return [{"id": r.id, "rule_code": r.rule_code, "rule_name": r.name, "evidence": r.evidence if readable else None,
+             "status": r.status, "severity": r.severity, "amount_fen": r.amount_fen, "raised_at": r.raised_at,
+             "link": readable, "open": r.status == FlagStatus.OPEN.value} for r in rows]

@@ -114,18 +114,15 @@ PLATFORM_TABLES: tuple[RuleTable, ...] = (
     ), False),
 )
 
-_TYPES = {Kind.DATE: "DATE", Kind.YUAN: "BIGINT", Kind.DECIMAL2: "BIGINT", Kind.INT: "BIGINT"}
-
-
 def _shared_table(dataset) -> RuleTable:
     columns: list[RuleColumn] = []
-    for f in dataset.fields:
+    for f in dataset.fields:  # the stored columns and types of sharing.datasets
         if f.kind is Kind.ID_NUMBER:
             columns.append(_c(f"{f.key}_hash", "VARCHAR", f"{f.header}的检索哈希"))
             columns.append(_c(f"{f.key}_masked", "VARCHAR", f"脱敏{f.header}"))
         else:
             unit = "（分）" if f.kind is Kind.YUAN else "（×100）" if f.kind is Kind.DECIMAL2 else ""
-            columns.append(_c(f.key, _TYPES.get(f.kind, "VARCHAR"), f.header.split("（")[0] + unit))
+            columns.append(_c(f.key, f.stored_types[0], f.header.split("（")[0] + unit))
     columns.append(_c("snapshot_id", "BIGINT", "所属数据快照ID"))
     return RuleTable(dataset.code, dataset.label, tuple(columns), True)
 

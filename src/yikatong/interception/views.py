@@ -69,6 +69,7 @@ class FlagRowOut(BaseModel):
     amount_fen: int = Field(description="涉及金额（分）")
     raised_at: datetime
     status: str = Field(description="待核实、核实属实或核实排除")
+    open: bool = Field(False, description="待核实: still to be verified")
     verified_at: datetime | None
     opinion: str
 
@@ -240,7 +241,7 @@ def _rows(db: Session, ids: list[int]) -> list[FlagRowOut]:
             id_number_masked=masked, item_code=f.item_code, item_name=item_name, region_code=f.region_code,
             region_name=names.get(f.region_code, f.region_code), rule_code=f.rule_code, rule_name=rule_name,
             severity=f.severity, evidence=f.evidence, amount_fen=f.amount_fen, raised_at=f.raised_at,
-            status=f.status, verified_at=f.verified_at, opinion=f.opinion)
+            status=f.status, open=f.status == FlagStatus.OPEN.value, verified_at=f.verified_at, opinion=f.opinion)
     return [by_id[i] for i in ids if i in by_id]
 
 
@@ -320,19 +321,6 @@ def _verify(db: Session, user: User, flag_id: int, decision: str, opinion: str, 
     flag = service.get_flag(db, user, flag_id)
     return service.verify(db, flag, user, confirm=DECISIONS[decision], opinion=opinion,
                           document_sha256=_document_exists(db, document_sha256), now=now, ip=ip)
-
-
-def application_flags(db: Session, user: User, application_id: int) -> list[dict[str, Any]]:
-    """The flags of one application for its page (the caller has checked the user may read it).
-    Evidence and links only for those who may read flags."""
-    readable = has_perm(user.role, Perm.FLAG_READ)
-    rows = db.execute(select(Flag.id, Flag.rule_code, Rule.name, Flag.evidence, Flag.status, Flag.severity,
-                             Flag.amount_fen, Flag.raised_at)
-                      .join(Rule, Rule.code == Flag.rule_code)
-                      .where(Flag.application_id == application_id).order_by(Flag.id)).all()
-    return [{"id": r.id, "rule_code": r.rule_code, "rule_name": r.name, "evidence": r.evidence if readable else None,
-             "status": r.status, "severity": r.severity, "amount_fen": r.amount_fen, "raised_at": r.raised_at,
-             "link": readable} for r in rows]
 
 
 # ---------------------------------------------------------------- JSON API

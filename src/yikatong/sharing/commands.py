@@ -68,7 +68,7 @@ def _import(dataset: str, file: Path, agency: str, as_of: str, encoding: str, us
         raise typer.Exit(2) from None
     _print_outcome(out, outcome)
     if report_path is not None and outcome.errors:
-        from yikatong.imports.commands import write_error_report
+        from yikatong.core.progress import write_error_report
 
         write_error_report(out, report_path, outcome.errors)
     if not outcome.ok:
@@ -91,7 +91,7 @@ def _print_outcome(out, outcome) -> None:
         else:
             out.print(f"注意：{snap.agency}已有数据截止日期更晚的交付，快照 {snap.id} 已保存但不在用。")
         return
-    from yikatong.imports.commands import print_errors
+    from yikatong.core.progress import print_errors
 
     print_errors(out, f"{outcome.dataset_label}导入失败：{outcome.filename}", outcome.errors, outcome.error_count)
 

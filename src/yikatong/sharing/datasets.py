@@ -25,6 +25,11 @@ class Kind(StrEnum):
     CHOICE = "choice"  # one of `choices`
 
 
+STORED_TYPES = {Kind.DATE: "DATE", Kind.YUAN: "BIGINT", Kind.DECIMAL2: "BIGINT", Kind.INT: "BIGINT"}
+"""The stored (DuckDB) type of each kind of field; any other kind is VARCHAR. Parquet files and the
+rule tables both take their types from here, so they cannot disagree."""
+
+
 @dataclass(frozen=True)
 class Field:
     key: str  # stored column name (for ID numbers and amounts, see `stored`)
@@ -42,6 +47,13 @@ class Field:
         if self.kind is Kind.ID_NUMBER:
             return (f"{self.key}_hash", f"{self.key}_masked")
         return (self.key,)
+
+    @property
+    def stored_types(self) -> tuple[str, ...]:
+        """The DuckDB type of each stored column."""
+        if self.kind is Kind.ID_NUMBER:
+            return ("VARCHAR", "VARCHAR")
+        return (STORED_TYPES.get(self.kind, "VARCHAR"),)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ row (as the user sees it: the header is row 1), column, masked value and a Chine
 any problem writes nothing. A clean file becomes one immutable Parquet snapshot (`store.save_snapshot`)
 and a provenance row, plus an audit event, in the caller's transaction (the caller commits).
 
-ID numbers never leave this module in clear: each becomes the same keyed hash as
+Files are read by the same reader stack as every other import (`core.readers`), a chunk of rows at
+a time. ID numbers never leave this module in clear: each becomes the same keyed hash as
 `persons.id_number_hash` and a mask. The work is done a chunk of rows at a time, column by column,
 and each chunk becomes an Arrow record batch at once, so a 3-million-row file stays in compact
 columnar memory and imports in about a minute (docs/data-formats.md).
@@ -13,13 +14,10 @@ columnar memory and imports in about a minute (docs/data-formats.md).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import math
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -27,8 +25,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,10 +33,21 @@ from yikatong.core.clock import beijing_date, system_clock
 from yikatong.core.errors import Invalid, NotFound
 from yikatong.core.idnumber import normalize, parse_id_number
 from yikatong.core.masking import mask_id_number, mask_name
-from yikatong.imports import kinds as import_kinds
-from yikatong.imports.readers import FileError, Num, normalize_encoding, read_xlsx
-from yikatong.imports.schemas import RowError
-from yikatong.imports.service import column_letter
+from yikatong.core.readers import (
+    Chunk,
+    FileError,
+    Num,
+    ParquetReader,
+    Reader,
+    RowError,
+    column_letter,
+    day,
+    header_key,
+    open_reader,
+    region_code,
+    type_class,
+    yuan,
+)
 from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
@@ -52,7 +59,6 @@ from yikatong.sharing.schemas import ImportOutcome, SnapshotOut
 MAX_FILE_BYTES = 1024 * 1024 * 1024  # 1 GB: a city's household register as CSV is about 300 MB
 MAX_ROWS = 20_000_000
 MAX_LISTED_ERRORS = 1000
-CHUNK = 50_000  # rows checked and converted to Arrow at a time
 
 Progress = Callable[[str, int, int], None]
 
@@ -73,12 +79,8 @@ PERIODS: dict[str, tuple[str, str]] = {
 
 MOVED_OUT_STATUSES = ("迁出", "注销")
 
-_XLSX_MAGIC = b"PK\x03\x04"
-_XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-_PARQUET_MAGIC = b"PAR1"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_IGNORED = {import_kinds.header_key(h) for h in ("序号", "备注", "no", "no.", "remark", "remarks")}
-_PANDAS_INDEX = re.compile(r"^__index_level_\d+__$")
+_IGNORED = {header_key(h) for h in ("序号", "备注", "no", "no.", "remark", "remarks")}
 _LIMIT = Decimal(10) ** 12  # yuan and quantities: at most 12 integer digits, as core.money
 
 
@@ -126,7 +128,7 @@ def import_dataset(
 
     progress("读取", 0, 1)
     try:
-        reader = _open(data, encoding)
+        reader = open_reader(data, encoding, max_rows=MAX_ROWS)
     except FileError as e:
         return _failed(outcome, [RowError(row=e.row, column="", value="", reason=e.reason)], 1)
     outcome.file_format = reader.format
@@ -204,223 +206,6 @@ def _failed(outcome: ImportOutcome, errors: list[RowError], count: int) -> Impor
     return outcome
 
 
-# ---------------------------------------------------------------- reading the three formats
-
-
-@dataclass
-class _Chunk:
-    rows: list[int]  # row numbers as the user sees them
-    cells: dict[str, list[Any] | pa.Array]  # field key -> one cell per row (None / null: empty)
-    stray: list[tuple[int, int, str]] = field(default_factory=list)  # (row, column index, value): no header
-
-
-class _Reader:
-    format = ""
-    headers: list[str | None]
-    total = 0  # data rows, or an estimate (CSV: lines)
-
-    def chunks(self, columns: dict[str, int]) -> Iterator[_Chunk]:
-        raise NotImplementedError
-
-    def column_error(self, dataset: Dataset, field_: Field, index: int) -> str | None:
-        """Why a column cannot hold this field at all (Parquet types), or None."""
-        return None
-
-
-def _open(data: bytes, encoding: str) -> _Reader:
-    if not data.strip():
-        raise FileError("文件是空的")
-    if data.startswith(_PARQUET_MAGIC):
-        return _ParquetReader(data)
-    if data.startswith(_XLSX_MAGIC):
-        return _XlsxReader(data)
-    if data.startswith(_XLS_MAGIC):
-        raise FileError("不支持旧版 Excel（.xls）文件，请在 Excel 中另存为 .xlsx 或 CSV（UTF-8）")
-    return _CsvReader(data, encoding)
-
-
-def _cell_text(value: str) -> str | None:
-    value = value.strip()  # str.strip() also removes the full-width space U+3000
-    if not value:
-        return None
-    if "\u3000" in value:
-        value = value.replace("\u3000", " ")
-    return value
-
-
-def _normalized(array: pa.Array) -> pa.Array:
-    """Strings as cells: surrounding spaces (also U+3000) removed, an empty cell null."""
-    if pa.types.is_large_string(array.type) or not pa.types.is_string(array.type):
-        array = array.cast(pa.string())
-    text = pc.utf8_trim_whitespace(array)
-    text = pc.replace_substring(text, "\u3000", " ")
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-
-
-class _CsvReader(_Reader):
-    """CSV in UTF-8 (with or without BOM), GB18030 or UTF-16 (with BOM).
-
-    A file without double quotes and without blank lines has one record per line, so its rows are
-    numbered by position and it is parsed by Arrow's CSV reader (about twenty times faster than
-    Python's). Any other file, or one Arrow refuses (ragged rows, bad bytes), is read by Python's
-    csv module, which reports the exact line of each problem."""
-
-    format = "csv"
-
-    def __init__(self, data: bytes, encoding: str):
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            self.encoding = "utf-16"  # Excel's "Unicode text", whatever was asked
-        else:
-            self.encoding = normalize_encoding(encoding)
-            if self.encoding == "utf-8":
-                self.encoding = "utf-8-sig"  # with or without the byte-order mark
-        self.data = data
-        self.total = max(data.count(b"\n") - 1, 1)
-        self.stream = io.TextIOWrapper(io.BytesIO(data), encoding=self.encoding, newline="")
-        try:
-            first = self.stream.readline()
-            self.stream.seek(0)
-        except UnicodeDecodeError as e:
-            raise self._decode_error(e) from None
-        self.delimiter = "\t" if "\t" in first and "," not in first else ","
-        self.reader = csv.reader(self.stream, delimiter=self.delimiter, strict=True)
-        try:
-            header = next(self.reader, None)
-        except UnicodeDecodeError as e:
-            raise self._decode_error(e) from None
-        except csv.Error as e:
-            raise FileError(f"第1行CSV格式错误（{e}），请检查引号是否成对", 1) from None
-        if not header:
-            raise FileError("第1行应为列名（表头），但是空的", 1)
-        self.headers = [_cell_text(h) for h in header]
-        if not any(self.headers):
-            raise FileError("第1行应为列名（表头），但是空的", 1)
-
-    def _decode_error(self, _error: UnicodeDecodeError) -> FileError:
-        try:
-            self.data.decode(self.encoding)
-            line = None
-        except UnicodeDecodeError as e:
-            line = self.data[: e.start].count(b"\n") + 1
-        where = f"第{line}行" if line else "文件中有内容"
-        if self.encoding == "utf-8-sig":
-            return FileError(f"{where}不是有效的UTF-8编码，请另存为UTF-8（或指定编码 gb18030）", line)
-        if self.encoding == "gb18030":
-            return FileError(f"{where}不是有效的GB18030编码，请确认文件编码（或指定编码 utf-8）", line)
-        return FileError(f"{where}不是有效的UTF-16编码", line)
-
-    def chunks(self, columns: dict[str, int]) -> Iterator[_Chunk]:
-        table = self._arrow_table()
-        if table is not None:
-            yield from self._arrow_chunks(table, columns)
-        else:
-            yield from self._python_chunks(columns)
-
-    def _arrow_table(self) -> pa.Table | None:
-        """The whole file through Arrow, or None when it must go through Python's reader."""
-        if self.encoding == "utf-16" or self.reader.line_num != 1 or b'"' in self.data:
-            return None
-        body = self.data.rstrip(b"\r\n")
-        if b"\n\n" in body or b"\n\r\n" in body or b"\r\r" in body:
-            return None  # blank lines: positions would no longer be line numbers
-        names = [f"c{i}" for i in range(len(self.headers))]
-        try:
-            table = pa_csv.read_csv(
-                io.BytesIO(self.data),
-                read_options=pa_csv.ReadOptions(encoding="utf8" if self.encoding == "utf-8-sig" else self.encoding,
-                                                column_names=names, skip_rows=1),
-                parse_options=pa_csv.ParseOptions(delimiter=self.delimiter, quote_char=False),
-                convert_options=pa_csv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                      strings_can_be_null=False, check_utf8=True))
-        except (pa.ArrowException, UnicodeDecodeError, ValueError):
-            return None
-        if table.num_rows > MAX_ROWS:
-            raise FileError(f"数据行过多：最多 {MAX_ROWS:,} 行，请拆分文件")
-        return table
-
-    def _arrow_chunks(self, table: pa.Table, columns: dict[str, int]) -> Iterator[_Chunk]:
-        unnamed = [i for i, h in enumerate(self.headers) if h is None]
-        for start in range(0, table.num_rows, CHUNK):
-            part = table.slice(start, CHUNK)
-            cells = [_normalized(part.column(i).combine_chunks()) for i in range(part.num_columns)]
-            rows = pa.array(range(start + 2, start + 2 + part.num_rows), pa.int64())
-            filled = None
-            for column in cells:
-                valid = pc.is_valid(column)
-                filled = valid if filled is None else pc.or_(filled, valid)
-            if filled is not None and pc.sum(filled).as_py() != part.num_rows:  # blank rows (only delimiters)
-                cells = [c.filter(filled) for c in cells]
-                rows = rows.filter(filled)
-            row_list = rows.to_pylist()
-            stray = []
-            for index in unnamed:
-                for i in pc.indices_nonzero(pc.is_valid(cells[index])).to_pylist():
-                    stray.append((row_list[i], index, cells[index][i].as_py()))
-            yield _Chunk(row_list, {key: cells[index] for key, index in columns.items()}, stray)
-
-    def _python_chunks(self, columns: dict[str, int]) -> Iterator[_Chunk]:
-        width = len(self.headers)
-        unnamed = [i for i, h in enumerate(self.headers) if h is None]
-        wanted = list(columns.items())
-        rows: list[int] = []
-        records: list[list[str]] = []
-        stray: list[tuple[int, int, str]] = []
-        last_line = self.reader.line_num
-        count = 0
-        try:
-            for record in self.reader:
-                row_no = last_line + 1  # a record starts on the line after the previous one ended
-                last_line = self.reader.line_num
-                if not record or (not record[0].strip() and not "".join(record).strip()):
-                    continue  # a blank row
-                count += 1
-                if count > MAX_ROWS:
-                    raise FileError(f"数据行过多：最多 {MAX_ROWS:,} 行，请拆分文件")
-                if len(record) > width or unnamed:
-                    for index in [*unnamed, *range(width, len(record))]:
-                        if index < len(record) and record[index].strip():
-                            stray.append((row_no, index, record[index].strip()))
-                rows.append(row_no)
-                records.append(record)
-                if len(rows) == CHUNK:
-                    yield self._chunk(rows, records, wanted, stray)
-                    rows, records, stray = [], [], []
-        except UnicodeDecodeError as e:
-            raise self._decode_error(e) from None
-        except csv.Error as e:
-            line = self.reader.line_num
-            raise FileError(f"第{line}行CSV格式错误（{e}），请检查引号是否成对", line) from None
-        if rows:
-            yield self._chunk(rows, records, wanted, stray)
-
-    @staticmethod
-    def _chunk(rows, records, wanted, stray) -> _Chunk:
-        cells: dict[str, list[Any]] = {}
-        for key, index in wanted:
-            cells[key] = [_cell_text(r[index]) if index < len(r) else None for r in records]
-        return _Chunk(rows, cells, stray)
-
-
-class _XlsxReader(_Reader):
-    format = "xlsx"
-
-    def __init__(self, data: bytes):
-        table = read_xlsx(data)  # Excel's number cells come out as Num, date cells as dates
-        self.headers = [None if h is None else str(h) for h in table.headers]
-        self.rows = table.rows
-        self.total = len(table.rows)
-
-    def chunks(self, columns: dict[str, int]) -> Iterator[_Chunk]:
-        width = len(self.headers)
-        for start in range(0, len(self.rows), CHUNK):
-            part = self.rows[start: start + CHUNK]
-            stray = [(number, index, str(cells[index])) for number, cells in part for index in range(len(cells))
-                     if cells[index] is not None and (index >= width or self.headers[index] is None)]
-            chunk_cells = {key: [cells[index] if index < len(cells) else None for _, cells in part]
-                           for key, index in columns.items()}
-            yield _Chunk([number for number, _ in part], chunk_cells, stray)
-
-
 # Which Parquet (Arrow) column types each kind of field accepts.
 _ACCEPTED_TYPES: dict[Kind, tuple[str, ...]] = {
     Kind.ID_NUMBER: ("string",),
@@ -436,88 +221,37 @@ _TYPE_ZH = {"string": "字符串（string）", "int": "整数（int）", "float"
             "decimal": "定点小数（decimal）", "date": "日期（date32）", "timestamp": "时间戳（timestamp）"}
 
 
-def _type_class(t: pa.DataType) -> str:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", bool)(t):
-        return "string"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_decimal(t):
-        return "decimal"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_null(t):
-        return "null"
-    return "other"
-
-
-class _ParquetReader(_Reader):
-    format = "parquet"
-
-    def __init__(self, data: bytes):
-        try:
-            self.file = pq.ParquetFile(pa.BufferReader(data))
-            schema = self.file.schema_arrow
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise FileError(f"不是有效的 Parquet 文件（{type(e).__name__}）") from None
-        self.schema = schema
-        self.headers = [None if _PANDAS_INDEX.match(name) else name for name in schema.names]
-        self.total = self.file.metadata.num_rows
-
-    def column_error(self, dataset: Dataset, field_: Field, index: int) -> str | None:
-        arrow_type = self.schema.field(index).type
-        kind = _type_class(arrow_type)
-        if kind == "null" or kind in _ACCEPTED_TYPES[field_.kind]:
-            return None
-        name = self.schema.names[index]
-        if field_.kind is Kind.ID_NUMBER and kind in ("int", "float", "decimal"):
-            return (f"“{name}”列在Parquet文件中是数值类型（{arrow_type}），身份证号码必须存为字符串（string）："
-                    "数值无法保存末位的X，也可能丢失位数")
-        accepted = "、".join(_TYPE_ZH[k] for k in _ACCEPTED_TYPES[field_.kind])
-        return f"“{name}”列在Parquet文件中的类型为 {arrow_type}，{field_.header}应为{accepted}"
-
-    def chunks(self, columns: dict[str, int]) -> Iterator[_Chunk]:
-        names = [self.schema.names[index] for index in columns.values()]
-        first = 2  # the column names count as row 1, as in a CSV file
-        try:
-            for batch in self.file.iter_batches(batch_size=CHUNK, columns=names, use_pandas_metadata=False):
-                n = batch.num_rows
-                if first - 2 + n > MAX_ROWS:
-                    raise FileError(f"数据行过多：最多 {MAX_ROWS:,} 行，请拆分文件")
-                cells: dict[str, list[Any]] = {}
-                for key, index in columns.items():
-                    array = batch.column(self.schema.names[index])
-                    if pa.types.is_dictionary(array.type):
-                        array = array.cast(array.type.value_type)
-                    if _type_class(array.type) == "string":
-                        array = _normalized(array)
-                    cells[key] = array
-                yield _Chunk(list(range(first, first + n)), cells)
-                first += n
-        except (pa.ArrowException, OSError) as e:
-            raise FileError(f"Parquet 文件读取失败（{type(e).__name__}）") from None
+def _column_error(reader: Reader, field_: Field, index: int) -> str | None:
+    """Why a Parquet column cannot hold this field at all (its Arrow type), or None."""
+    if not isinstance(reader, ParquetReader):
+        return None
+    arrow_type = reader.schema.field(index).type
+    kind = type_class(arrow_type)
+    if kind == "null" or kind in _ACCEPTED_TYPES[field_.kind]:
+        return None
+    name = reader.schema.names[index]
+    if field_.kind is Kind.ID_NUMBER and kind in ("int", "float", "decimal"):
+        return (f"“{name}”列在Parquet文件中是数值类型（{arrow_type}），身份证号码必须存为字符串（string）："
+                "数值无法保存末位的X，也可能丢失位数")
+    accepted = "、".join(_TYPE_ZH[k] for k in _ACCEPTED_TYPES[field_.kind])
+    return f"“{name}”列在Parquet文件中的类型为 {arrow_type}，{field_.header}应为{accepted}"
 
 
 # ---------------------------------------------------------------- headers
 
 
-def _match_headers(dataset: Dataset, reader: _Reader) -> tuple[dict[str, int], list[RowError]]:
+def _match_headers(dataset: Dataset, reader: Reader) -> tuple[dict[str, int], list[RowError]]:
     """field key -> column position. Unknown, repeated and missing required columns are errors."""
     lookup: dict[str, Field] = {}
     for f in dataset.fields:
-        lookup[import_kinds.header_key(f.header)] = f
-        lookup[import_kinds.header_key(f.alias)] = f
+        lookup[header_key(f.header)] = f
+        lookup[header_key(f.alias)] = f
     found: dict[str, int] = {}
     errors: list[RowError] = []
     for index, header in enumerate(reader.headers):
         if header is None:
             continue
-        key = import_kinds.header_key(str(header))
+        key = header_key(str(header))
         f = lookup.get(key)
         if f is None:
             if key in _IGNORED:
@@ -531,7 +265,7 @@ def _match_headers(dataset: Dataset, reader: _Reader) -> tuple[dict[str, int], l
                                           f"都是“{f.header}”"))
         else:
             found[f.key] = index
-            problem = reader.column_error(dataset, f, index)
+            problem = _column_error(reader, f, index)
             if problem:
                 errors.append(RowError(row=1, column=str(header), value="", reason=problem))
     for f in dataset.fields:
@@ -598,7 +332,7 @@ def _region(cell: Any) -> str:
         cell = str(cell)
     if not isinstance(cell, str):
         raise ValueError("区划代码应为12位统计用区划代码（或2/4/6/9位前缀），只含数字")
-    return import_kinds.region_code(str(cell))
+    return region_code(str(cell))
 
 
 def _date(cell: Any) -> date:
@@ -608,7 +342,7 @@ def _date(cell: Any) -> date:
                 return date.fromisoformat(cell)
             except ValueError:
                 pass
-        return import_kinds.day(str(cell))
+        return day(str(cell))
     if isinstance(cell, datetime):
         return cell.date()
     if isinstance(cell, date):
@@ -648,7 +382,7 @@ _CENTI_FORMAT = "应为不超过两位小数的非负数，如 89.50"
 
 def _yuan(cell: Any) -> int:
     if isinstance(cell, str):
-        return import_kinds.yuan(str(cell))
+        return yuan(str(cell))
     return _hundredths(_decimal_of(cell, "金额"), "金额不能为负数", _YUAN_FORMAT)
 
 
@@ -815,7 +549,7 @@ class _Checker:
         self.batches: list[pa.RecordBatch] = []
         self.total = 0
 
-    def chunk(self, chunk: _Chunk) -> None:
+    def chunk(self, chunk: Chunk) -> None:
         n = len(chunk.rows)
         self.total += n
         rows = chunk.rows
@@ -852,7 +586,7 @@ class _Checker:
             if any(c is not None and type(c) is not str for c in cells):
                 return self._python_column(f, cells, rows)  # Excel number cells (Num) and the like
             cells = pa.array(cells, pa.string())
-        kind = _type_class(cells.type)
+        kind = type_class(cells.type)
         if kind == "null":
             return self._python_column(f, [None] * len(cells), rows)
         if kind == "string" and f.kind in _FAST:
@@ -900,7 +634,7 @@ class _Checker:
             out[i] = value
         return pa.array(out, self.types[f.key])
 
-    def _cross_checks(self, values: dict[str, pa.Array], chunk: _Chunk, rows: list[int]) -> None:
+    def _cross_checks(self, values: dict[str, pa.Array], chunk: Chunk, rows: list[int]) -> None:
         dataset = self.dataset
         if dataset.code in PERIODS:
             start_key, end_key = PERIODS[dataset.code]

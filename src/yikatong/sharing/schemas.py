@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
-from yikatong.imports.schemas import RowError
+from yikatong.core.readers import RowError
 
 
 class SnapshotOut(BaseModel):

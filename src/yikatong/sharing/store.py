@@ -30,11 +30,9 @@ def sharing_dir() -> Path:
 
 def arrow_schema(dataset: Dataset) -> pa.Schema:
     """The stored columns and their Arrow types (integers are fen, hundredths or counts)."""
-    from yikatong.interception.tables import RULE_TABLES  # one list of types for files and rules
-
     types = {"VARCHAR": pa.string(), "DATE": pa.date32(), "BIGINT": pa.int64()}
-    table = RULE_TABLES[dataset.code]
-    return pa.schema([pa.field(c.name, types[c.type]) for c in table.columns if c.name != "snapshot_id"])
+    return pa.schema([pa.field(name, types[type_]) for f in dataset.fields
+                      for name, type_ in zip(f.stored, f.stored_types, strict=True)])
 
 
 def save_snapshot(session: Session, dataset_code: str, table: pa.Table, *, agency: str, as_of: date, filename: str,

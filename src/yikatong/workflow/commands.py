@@ -1,6 +1,6 @@
 """`ykt road ...` (the review road of one subsidy item) and `ykt calendar ...` (the working-day
 calendar that every deadline counts with). Changes are audited with the system as the actor; a road
-is changed through workflow.road_views.change_road, the same function as the page."""
+is changed through workflow.road.change_road, the same function as the page."""
 
 from __future__ import annotations
 
@@ -172,8 +172,7 @@ def register_road(app: typer.Typer) -> None:
         """Replace an item's road. Checked before anything is written; the change is audited."""
         from yikatong.core.clock import system_clock
         from yikatong.core.db import transaction
-        from yikatong.workflow.road import road_for
-        from yikatong.workflow.road_views import change_road
+        from yikatong.workflow.road import change_road, road_for
 
         with transaction() as session:
             item = _item(session, item_code)
@@ -387,7 +386,7 @@ def register_calendar(app: typer.Typer) -> None:
 
         from yikatong.core.clock import system_clock
         from yikatong.core.db import transaction
-        from yikatong.imports.readers import FileError, read_table
+        from yikatong.core.readers import FileError, read_table
         from yikatong.security import audit
         from yikatong.workflow.calendar import set_day
 

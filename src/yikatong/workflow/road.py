@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import SubsidyItem
-from yikatong.core.errors import Invalid
+from yikatong.core.db import savepoint
+from yikatong.core.errors import Invalid, NotFound
+from yikatong.security import audit
+from yikatong.security.models import User
 from yikatong.security.roles import Role
-from yikatong.workflow.models import RoadStep, Step
+from yikatong.workflow.models import Application, RoadStep, Status, Step
 
 ORDER = [Step.VILLAGE, Step.PUBLICITY, Step.TOWNSHIP, Step.COUNTY, Step.CITY]
 
@@ -130,3 +133,49 @@ def configure_road(session: Session, item: SubsidyItem, stations: list[Station])
                              remind_days_before=s.remind_before, list_entry=s.list_entry))
     session.flush()
     return Road(item.code, tuple(stations))
+
+
+# ---------------------------------------------------------------- changing a road (page and `ykt road set`)
+
+
+def get_item(session: Session, code: str) -> SubsidyItem:
+    item = session.get(SubsidyItem, code.strip())
+    if item is None:
+        raise NotFound(f"补贴项目“{code}”不存在")
+    return item
+
+
+def is_configured(session: Session, item: SubsidyItem) -> bool:
+    return session.scalar(select(RoadStep.step).where(RoadStep.item_code == item.code).limit(1)) is not None
+
+
+def waiting_by_station(session: Session, item: SubsidyItem) -> dict[str, int]:
+    """Applications of the item now waiting at each station."""
+    return dict(session.execute(select(Application.stage, func.count()).where(
+        Application.item_code == item.code, Application.status == Status.OPEN.value)
+        .group_by(Application.stage)).all())
+
+
+def road_rows(road: Road) -> list[dict]:
+    return [{"step": s.step.value, "days": s.days, "remind_before": s.remind_before, "list_entry": s.list_entry}
+            for s in road.stations]
+
+
+def change_road(session: Session, item: SubsidyItem, stations: list[Station], actor: User | None, now,
+                ip: str = "") -> tuple[Road, Road]:
+    """Replace the item's road (checked by configure_road) and audit the change. A station that
+    applications still wait at cannot be dropped: they would have nowhere to be decided."""
+    before = road_for(session, item)
+    with savepoint(session):  # refused: the item keeps its road
+        after = configure_road(session, item, stations)  # the road itself first, then what waits on it
+        kept = set(after.steps)
+        waiting = {stage: n for stage, n in waiting_by_station(session, item).items()
+                   if stage and Step(stage) not in kept}
+        if waiting:
+            listed = "、".join(f"“{stage}”{n}件" for stage, n in sorted(waiting.items(),
+                                                                      key=lambda t: ORDER.index(t[0])))
+            raise Invalid(f"还有在办申请停在要删除的环节（{listed}），请办结后再删除这些环节")
+    audit.record(session, actor, "road.configure", "subsidy_item", item.code, now, ip=ip,
+                 detail={"before": road_rows(before), "after": road_rows(after)})
+    session.flush()
+    return before, after

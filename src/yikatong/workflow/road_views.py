@@ -2,8 +2,7 @@
 applications pass, each one's deadline and reminder, and where department lists enter -- to anyone
 who reads the catalogue, editable by whoever manages it (city finance) -- and a JSON view of it.
 
-`change_road` is also what `ykt road set` calls: the road is checked by workflow.road.configure_road,
-a station that applications still wait at cannot be dropped, and every change is audited."""
+A change goes through `workflow.road.change_road`, as `ykt road set` does."""
 
 from __future__ import annotations
 
@@ -12,19 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.core.clock import Clock
-from yikatong.core.db import savepoint
-from yikatong.core.errors import Invalid, NotFound
-from yikatong.security import audit
+from yikatong.core.errors import Invalid
 from yikatong.security.models import User
 from yikatong.security.roles import ROLE_LABELS, Perm, has_perm
 from yikatong.web.deps import DbSession, client_ip, get_clock, require
 from yikatong.web.templating import templates
-from yikatong.workflow.models import Application, RoadStep, Status, Step
+from yikatong.workflow.models import Step
 from yikatong.workflow.road import (
     DEFAULT_DAYS,
     DEFAULT_REMIND_BEFORE,
@@ -32,8 +28,11 @@ from yikatong.workflow.road import (
     STEP_ROLE,
     Road,
     Station,
-    configure_road,
+    change_road,
+    get_item,
+    is_configured,
     road_for,
+    waiting_by_station,
 )
 
 api = APIRouter(prefix="/api/v1", tags=["workflow"])
@@ -48,52 +47,6 @@ STEP_HELP = {
     Step.COUNTY: "县级主管部门审定",
     Step.CITY: "市财政管理（每个项目必经）",
 }
-
-
-# ---------------------------------------------------------------- the service part
-
-
-def get_item(session: Session, code: str) -> SubsidyItem:
-    item = session.get(SubsidyItem, code.strip())
-    if item is None:
-        raise NotFound(f"补贴项目“{code}”不存在")
-    return item
-
-
-def is_configured(session: Session, item: SubsidyItem) -> bool:
-    return session.scalar(select(RoadStep.step).where(RoadStep.item_code == item.code).limit(1)) is not None
-
-
-def waiting_by_station(session: Session, item: SubsidyItem) -> dict[str, int]:
-    """Applications of the item now waiting at each station."""
-    return dict(session.execute(select(Application.stage, func.count()).where(
-        Application.item_code == item.code, Application.status == Status.OPEN.value)
-        .group_by(Application.stage)).all())
-
-
-def road_rows(road: Road) -> list[dict]:
-    return [{"step": s.step.value, "days": s.days, "remind_before": s.remind_before, "list_entry": s.list_entry}
-            for s in road.stations]
-
-
-def change_road(session: Session, item: SubsidyItem, stations: list[Station], actor: User | None, now,
-                ip: str = "") -> tuple[Road, Road]:
-    """Replace the item's road (checked by configure_road) and audit the change. A station that
-    applications still wait at cannot be dropped: they would have nowhere to be decided."""
-    before = road_for(session, item)
-    with savepoint(session):  # refused: the item keeps its road
-        after = configure_road(session, item, stations)  # the road itself first, then what waits on it
-        kept = set(after.steps)
-        waiting = {stage: n for stage, n in waiting_by_station(session, item).items()
-                   if stage and Step(stage) not in kept}
-        if waiting:
-            listed = "、".join(f"“{stage}”{n}件" for stage, n in sorted(waiting.items(),
-                                                                      key=lambda t: ORDER.index(t[0])))
-            raise Invalid(f"还有在办申请停在要删除的环节（{listed}），请办结后再删除这些环节")
-    audit.record(session, actor, "road.configure", "subsidy_item", item.code, now, ip=ip,
-                 detail={"before": road_rows(before), "after": road_rows(after)})
-    session.flush()
-    return before, after
 
 
 # ---------------------------------------------------------------- JSON

@@ -34,6 +34,7 @@ class InboxRow(BaseModel):
     open_objections: int
     publicity_id: int | None
     version: int  # send it back with a decision: 409 if someone else moved the application meanwhile
+    at_publicity: bool = False  # waiting at 公示 (published or not yet)
 
 
 class InboxOut(BaseModel):
@@ -142,6 +143,9 @@ class ApplicationOut(BaseModel):
     created_at: datetime
     decided_at: datetime | None
     can_act: bool  # whether you are a handler of the station it waits at
+    actions: list[str] = Field(default_factory=list, description=(
+        "What you may do with it now: decide (通过/否决), return (退回补正), correct (补正), withdraw (撤回), "
+        "resolve_objection (异议处理), verify (核实存疑信息)"))
     documents: list[DocumentOut]
     objections: list[ObjectionOut]
     records: list[RecordOut]

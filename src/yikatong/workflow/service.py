@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -31,7 +32,7 @@ from yikatong.interception import screening
 from yikatong.registry.models import Person
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, Role, require_perm
+from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, subtree_prefix, within
 from yikatong.workflow import road as roads
 from yikatong.workflow.calendar import WorkCalendar, load_calendar
@@ -765,7 +766,8 @@ def inbox(session: Session, user: User, filters: InboxFilter, today: date, page:
                Person.name.label("person_name"), Person.id_number_masked, Application.region_code,
                Application.period, Application.amount_fen, Application.stage, Application.due_on,
                Application.returned, Application.open_objections, Application.publicity_id,
-               Application.stage_entered_at, Application.stage_seq)
+               Application.stage_entered_at, Application.stage_seq,
+               (Application.stage == Step.PUBLICITY.value).label("at_publicity"))
         .join(SubsidyItem, SubsidyItem.code == Application.item_code)
         .join(Person, Person.id == Application.person_id)
         .where(Application.id.in_(ids)).order_by(Application.due_on, Application.id)).all() if ids else []
@@ -793,3 +795,45 @@ def counts_by_status(session: Session, user: User) -> dict[str, int]:
     for status, n in rows:
         out[status] = n
     return dict(out)
+
+
+# ---------------------------------------------------------------- what a user may do with an application
+
+
+class AppAction(StrEnum):
+    """What a user may do with one application now; pages, templates and the API all ask
+    `allowed_actions` rather than comparing statuses and stations themselves."""
+
+    DECIDE = "decide"  # approve or reject at the station (审核：通过/否决)
+    RETURN = "return"  # return it to an earlier station for correction (退回补正)
+    CORRECT = "correct"  # submit the correction it was returned for (补正)
+    WITHDRAW = "withdraw"  # withdraw it at the applicant's request (撤回)
+    RESOLVE_OBJECTION = "resolve_objection"  # answer an objection raised during publicity (异议处理)
+    VERIFY = "verify"  # verify its open flags (核实存疑信息)
+
+
+def allowed_actions(session: Session, user: User, app: Application) -> frozenset[AppAction]:
+    """The actions `user` may take on `app` now, by the same rules the services enforce: the
+    station's handler decides, returns and corrects (not at 公示, which ends by itself); the
+    village clerk withdraws a live claim; the village clerk or township reviewer answers
+    objections; the item's department verifies open flags."""
+    from yikatong.workflow.publicity import RESOLVERS  # publicity builds on this module
+
+    allowed: set[AppAction] = set()
+    in_region = in_subtree(user.region_code, app.region_code)
+    if has_perm(user.role, Perm.REVIEW) and can_act(session, user, app):
+        if app.stage != Step.PUBLICITY:
+            allowed.add(AppAction.DECIDE)
+            if roads.road_for(session, app.item).earlier_decisions(app.stage):
+                allowed.add(AppAction.RETURN)
+        if app.returned:
+            allowed.add(AppAction.CORRECT)
+    if has_perm(user.role, Perm.APPLICATION_ACCEPT) and app.status == Status.OPEN and in_region:
+        allowed.add(AppAction.WITHDRAW)
+    if has_perm(user.role, Perm.REVIEW) and user.role in RESOLVERS and in_region and app.open_objections:
+        allowed.add(AppAction.RESOLVE_OBJECTION)
+    if has_perm(user.role, Perm.FLAG_VERIFY) and app.open_flags and in_region:
+        sector = user_sector(session, user)
+        if sector is None or sector == app.sector:
+            allowed.add(AppAction.VERIFY)
+    return frozenset(allowed)

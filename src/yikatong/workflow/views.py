@@ -23,7 +23,7 @@ from yikatong.core.clock import Clock, beijing_date
 from yikatong.core.db import savepoint
 from yikatong.core.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from yikatong.core.money import format_fen
-from yikatong.interception.views import application_flags
+from yikatong.interception.service import application_flags
 from yikatong.registry import service as registry
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person, Region, RegionLevel
@@ -153,7 +153,8 @@ def _application_out(db: Session, user: User, app: Application, records: list[Re
         version=app.stage_seq, owner_region=app.owner_region, due_on=app.due_on,
         overdue_days=export.overdue_days(app.due_on, today),
         open_objections=app.open_objections, publicity_id=app.publicity_id, note=app.note, created_at=app.created_at,
-        decided_at=app.decided_at, can_act=service.can_act(db, user, app), documents=docs, objections=objections,
+        decided_at=app.decided_at, can_act=service.can_act(db, user, app),
+        actions=sorted(service.allowed_actions(db, user, app)), documents=docs, objections=objections,
         records=[_record_out(r, app.basis) for r in records])
 
 
@@ -164,7 +165,7 @@ def _inbox_out(db: Session, box: service.Inbox, today: date) -> schemas.InboxOut
                                region_code=r.region_code, period=r.period, amount_fen=r.amount_fen, stage=r.stage,
                                due_on=r.due_on, overdue_days=export.overdue_days(r.due_on, today),
                                returned=r.returned, open_objections=r.open_objections, publicity_id=r.publicity_id,
-                               version=r.stage_seq)
+                               version=r.stage_seq, at_publicity=r.at_publicity)
               for r in box.rows],
         total=box.total, overdue=box.overdue, page=box.page, size=box.size, pages=box.pages,
         by_item=[schemas.ItemCount(code=c, name=n, count=k) for c, n, k in box.by_item], steps=box.steps)
@@ -575,7 +576,7 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
                  msg: str = "", error: str | None = None, status_code: int = 200) -> Response:
     app, records = service.trail(db, user, application_id)
     view = _application_out(db, user, app, records, today)
-    acting = view.can_act and has_perm(user.role, Perm.REVIEW)
+    actions = set(view.actions)  # service.allowed_actions, as the API reports it
     road = roads.road_for(db, app.item)
     flash = MESSAGES.get(msg)
     if msg == "decided" and records:
@@ -586,17 +587,13 @@ def _detail_page(request: Request, db: Session, user: User, application_id: int,
             flash = "已通过：各环节审核完毕，申请已通过"
         else:
             flash = f"已{last.action}，申请办结"
-    may_resolve = (has_perm(user.role, Perm.REVIEW) and user.role in publicity.RESOLVERS
-                   and in_subtree(user.region_code, app.region_code))
     return templates.TemplateResponse(request, "workflow/detail.html", {
         "user": user, "a": view, "app": app, "item": app.item, "road": _road_states(app, road.steps, records),
         "flash": flash, "error": error,
-        "acting": acting, "decidable": acting and app.stage != Step.PUBLICITY,
-        "return_targets": road.earlier_decisions(app.stage) if acting and app.stage != Step.PUBLICITY else [],
-        "correctable": acting and app.returned,
-        "withdrawable": (has_perm(user.role, Perm.APPLICATION_ACCEPT) and app.status == Status.OPEN
-                         and in_subtree(user.region_code, app.region_code)),
-        "may_resolve": may_resolve, "open_status": ObjectionStatus.OPEN.value,
+        "actions": actions,  # what the page offers
+        "waiting_publicity": view.can_act and app.stage == Step.PUBLICITY,  # the handler waits for it to end
+        "return_targets": road.earlier_decisions(app.stage) if service.AppAction.RETURN in actions else [],
+        "open_status": ObjectionStatus.OPEN.value,
         "owner_name": registry.region_names(db, {app.owner_region or ""}).get(app.owner_region or ""),
         "can_person": has_perm(user.role, Perm.PERSON_READ), "max_files": MAX_FILES,
         "flags": application_flags(db, user, app.id),
