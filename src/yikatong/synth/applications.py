@@ -174,7 +174,7 @@ class Story:
 
     village: str
     clerk: User
-    goal: str  # wait / approved / rejected / withdrawn / returned / corrected / publicity / to_publish
+    goal: str  # wait / approved / payable / rejected / withdrawn / returned / corrected / publicity / to_publish
     kind: str = "any"  # which items fit: civil / other / unpublished / any
     stage: Step | None = None  # wait, rejected, withdrawn: the station
     due: str = ""  # wait: overdue / next (the next working day) / fresh
@@ -188,7 +188,7 @@ class Story:
     def fallback(self) -> str | None:
         """The items to try when none of the story's own kind fits anyone (a tiny city): none when
         the demo county handler (民政) must decide it at 县定, publicised ones for publicity."""
-        if (self.kind == "unpublished" or self.goal == "approved" or self.goal == "wait" and self.stage is Step.CITY
+        if (self.kind == "unpublished" or self.goal in ("approved", "payable") or self.goal == "wait" and self.stage is Step.CITY
                 or self.goal == "rejected" and self.stage is Step.COUNTY):
             return None
         return "publicised" if self.goal in ("publicity", "to_publish") else "any"
@@ -197,7 +197,7 @@ class Story:
 def _stories(first: str, second: str, clerk: User, clerk2: User) -> list[Story]:
     v1 = [
         Story(first, clerk, "approved", "civil"),
-        Story(first, clerk, "approved", "civil"),
+        Story(first, clerk, "payable", "civil"),
         Story(first, clerk, "wait", "civil", Step.CITY, "overdue"),
         Story(first, clerk, "wait", "civil", Step.CITY, "fresh"),
         Story(first, clerk, "wait", "civil", Step.COUNTY, "overdue"),
@@ -410,10 +410,12 @@ class _Generator:
             days = road.station(s.stage).days
             due = {"overdue": self.back(2), "next": self.next_working, "fresh": self.ahead(2)}[s.due]
             self.walk(s, s.stage, self.back(days, due))
-        elif s.goal == "approved":
+        elif s.goal in ("approved", "payable"):
             last = road.steps[-1]
             self.walk(s, last, self.back(8))
             self.decide(s, last, self.at(self.back(6), 10), Action.APPROVE)
+            if s.goal == "payable":  # city finance ran the pre-payment gate on it: 待支付
+                self.timeline.add(self.at(self.back(5), 10, s.minute), lambda: self.gate(s, self.back(5)))
         elif s.goal == "rejected":
             self.walk(s, s.stage, self.back(6))
             self.decide(s, s.stage, self.at(self.back(4), 10), Action.REJECT)
@@ -535,6 +537,11 @@ class _Generator:
                    Action.RETURN: RETURN_OPINION}[action]
         self.timeline.add(at, lambda: service.decide(self.session, s.app, reviewer, action, opinion, at,
                                                      calendar=self.calendar))
+
+    def gate(self, s: Story, day: date) -> None:
+        from yikatong.interception.service import gate
+
+        gate(self.session, [s.app.id], self.at(day, 10, s.minute), self.users.get("city_finance"))
 
     def publish(self, s: Story, at: datetime) -> None:
         self.timeline.add(at, lambda: publicity.publish(self.session, s.clerk, at, village=s.village,
