@@ -35,3 +35,9 @@ class Blocked(DomainError):
     """A business rule stops the action (e.g. an open suspicious-record flag)."""
 
     status_code = 409
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed attempts from one address: wait before trying again."""
+
+    status_code = 429

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from yikatong.core.spreadsheet import safe_row
 from yikatong.imports.kinds import KINDS, Kind
 
 SHOWN_ERRORS = 200
@@ -119,7 +120,7 @@ def write_error_report(out, path: Path, errors) -> None:
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["行号", "列名", "值", "原因"])
-        writer.writerows([e.row or "", e.column, e.value, e.reason] for e in errors)
+        writer.writerows(safe_row([e.row or "", e.column, e.value, e.reason]) for e in errors)
     out.print(f"错误清单已写入 {path}")
 
 

@@ -63,3 +63,15 @@ class AuditEvent(Base):
     region_code: Mapped[str | None] = mapped_column(String(12))
     detail: Mapped[str] = mapped_column(Text, default="")
     ip: Mapped[str] = mapped_column(String(45), default="")
+
+
+class LoginFailure(Base):
+    """A failed login, kept in the database so every worker process sees the same count: too many from
+    one address slow that address down; too many for one account from one address lock the account for
+    that address only, so nobody can lock an administrator out from afar."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    username: Mapped[str] = mapped_column(String(40))

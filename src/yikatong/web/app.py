@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +13,8 @@ from fastapi.staticfiles import StaticFiles
 from yikatong import __version__
 from yikatong.core.clock import Clock
 from yikatong.core.errors import AuthRequired, DomainError
+from yikatong.core.settings import get_settings
+from yikatong.web.deps import is_https
 from yikatong.web.templating import templates
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -27,8 +29,33 @@ SECURITY_HEADERS = {
 }
 
 
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CROSS_SITE = "请求不是从本站页面发出的，已拒绝。请从本站页面重新操作"
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+def _from_elsewhere(request: Request) -> bool:
+    """A state-changing browser request whose Origin (or, without one, Referer) is not this site.
+
+    The session cookie is SameSite=Strict, but another port of the same host is the same site, so the
+    browser would still send it: the origin check is what stops a page elsewhere from posting a form with
+    the clerk's session. API calls with a Bearer token are not at risk (a browser never adds that header
+    for another site) and are let through; a request with neither header does not come from a browser
+    page we need to fear (browsers send Origin on every POST)."""
+    if request.method not in UNSAFE_METHODS or request.headers.get("authorization", "").lower().startswith("bearer "):
+        return False
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if not source:
+        return False
+    netloc = urlsplit(source).netloc.lower()
+    allowed = {request.headers.get("host", "").lower()}
+    if get_settings().public_url:
+        allowed.add(urlsplit(get_settings().public_url).netloc.lower())
+    return netloc not in allowed
 
 
 def create_app(clock: Clock | None = None) -> FastAPI:
@@ -60,10 +87,21 @@ def create_app(clock: Clock | None = None) -> FastAPI:
         app.include_router(module.pages)
 
     @app.middleware("http")
+    async def same_origin_writes(request: Request, call_next) -> Response:
+        if _from_elsewhere(request):
+            if _is_api(request):
+                return JSONResponse({"detail": CROSS_SITE}, status_code=403)
+            return templates.TemplateResponse(request, "error.html", {"message": CROSS_SITE, "status": 403,
+                                                                      "user": None}, status_code=403)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def security_headers(request: Request, call_next) -> Response:
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if is_https(request):
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import transaction
 from yikatong.core.errors import AuthRequired, Invalid
+from yikatong.core.settings import get_settings
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
 from yikatong.security.service import user_for_token
@@ -36,6 +37,12 @@ def get_clock(request: Request) -> Clock:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def is_https(request: Request) -> bool:
+    """Served over HTTPS: by setting (YKT_HTTPS=1, behind nginx) or as uvicorn sees the request (it trusts
+    X-Forwarded-Proto from the proxy on 127.0.0.1)."""
+    return get_settings().https or request.url.scheme == "https"
 
 
 def session_token(request: Request) -> str | None:
