@@ -257,7 +257,7 @@ def rules_page(request: Request, run: int | None = None, db: Session = DbSession
 def run_now(request: Request, db: Session = DbSession, user: User = Depends(require(Perm.RULE_RUN)),
             clock: Clock = Depends(get_clock)):
     """立即比对: every active rule over the whole city, now."""
-    run = service.run_city(engine(), db, clock.now(), actor=user)
+    run = service.run_city(engine(), db, clock.now(), actor=user, ip=client_ip(request))
     return RedirectResponse(f"/rules?run={run.id}", status_code=303)
 
 

@@ -458,9 +458,13 @@ def stats_page(request: Request, date_from: str = "", date_to: str = "", region:
 
 
 @pages.get("/interception/stats.xlsx")
-def stats_export(date_from: str = "", date_to: str = "", region: str = "", db: Session = DbSession,
-                 clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.FLAG_READ))) -> Response:
+def stats_export(request: Request, date_from: str = "", date_to: str = "", region: str = "",
+                 db: Session = DbSession, clock: Clock = Depends(get_clock),
+                 user: User = Depends(require(Perm.FLAG_READ))) -> Response:
     s = _stats(db, user, date_from, date_to, region)
+    audit.record_export(db, user, "flag_stats", "xlsx", {"date_from": date_from, "date_to": date_to,
+                                                         "region": region}, s.total.flags, clock.now(),
+                        ip=client_ip(request))
     name = f"拦截统计_{clock.now():%Y%m%d}.xlsx"
     return Response(stats.export_xlsx(s), media_type=stats.XLSX_TYPE,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})

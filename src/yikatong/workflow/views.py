@@ -26,6 +26,7 @@ from yikatong.interception.views import application_flags
 from yikatong.registry import service as registry
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person, Region, RegionLevel
+from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, pad_code, within
@@ -499,8 +500,9 @@ def home_box(request: Request, db: Session = DbSession, clock: Clock = Depends(g
 
 
 @pages.get("/applications/export.{fmt}")
-def inbox_export(fmt: str, item: str = "", village: str = "", due_before: str = "", overdue: bool = False,
-                 returned: bool = False, db: Session = DbSession, clock: Clock = Depends(get_clock),
+def inbox_export(request: Request, fmt: str, item: str = "", village: str = "", due_before: str = "",
+                 overdue: bool = False, returned: bool = False, db: Session = DbSession,
+                 clock: Clock = Depends(get_clock),
                  user: User = Depends(require(Perm.REVIEW))) -> Response:
     """The filtered inbox as Excel or CSV (up to 10,000 rows)."""
     if fmt not in ("xlsx", "csv"):
@@ -520,6 +522,9 @@ def inbox_export(fmt: str, item: str = "", village: str = "", due_before: str = 
             .where(Application.id.in_(ids[start:start + service.CHUNK]))))
     rows = [found[i] for i in ids if i in found]
     table = export.inbox_table(rows, registry.region_names(db, {r.region_code for r in rows}), today)
+    audit.record_export(db, user, "inbox", fmt, {"item": item, "village": village, "due_before": due_before,
+                                                  "overdue": overdue, "returned": returned}, len(rows),
+                        clock.now(), ip=client_ip(request))
     name = f"待办_{today:%Y%m%d}.{fmt}"
     if fmt == "xlsx":
         return _attachment(export.xlsx_bytes("待办", export.INBOX_HEADERS, table), export.XLSX_TYPE, name)
@@ -683,13 +688,16 @@ def application_document_page(application_id: int, sha256: str, request: Request
 
 
 @pages.get("/applications/{application_id:int}/trail.{fmt}")
-def trail_export(application_id: int, fmt: str, db: Session = DbSession,
+def trail_export(request: Request, application_id: int, fmt: str, db: Session = DbSession,
+                 clock: Clock = Depends(get_clock),
                  user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     """The full trail as Excel (.xlsx) or CSV (UTF-8 with BOM)."""
     if fmt not in ("xlsx", "csv"):
         raise NotFound("只支持 xlsx 或 csv")
     app, records = service.trail(db, user, application_id)
     table = export.trail_table(app, records)
+    audit.record_export(db, user, "trail", fmt, {"application": app.number}, len(table), clock.now(),
+                        ip=client_ip(request), object_id=app.id)
     name = f"{app.number}_审批留痕.{fmt}"
     if fmt == "xlsx":
         return _attachment(export.xlsx_bytes("审批留痕", export.TRAIL_HEADERS, table), export.XLSX_TYPE, name)
