@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
@@ -25,8 +25,16 @@ RevealField = Query(..., pattern="^(id_number|phone|bank_account)$", description
 @api.get("/persons", response_model=schemas.PersonPage)
 def api_search(q: str = "", page: int = 1, size: int = 20, db: Session = DbSession,
                user: User = Depends(current_user)) -> schemas.PersonPage:
-    """Search persons in your region by full ID number or by name (prefix). Personal data is masked."""
+    """Search persons in your region by name (prefix). Personal data is masked. An ID number is refused
+    here (it would sit in the URL): search by ID number with POST /api/v1/persons/search."""
     return service.search_persons(db, user, q, page, size)
+
+
+@api.post("/persons/search", response_model=schemas.PersonPage)
+def api_search_post(body: schemas.PersonSearchIn, db: Session = DbSession,
+                    user: User = Depends(current_user)) -> schemas.PersonPage:
+    """Search persons in your region by full ID number (exact) or by name (prefix), the query in the body."""
+    return service.search_persons(db, user, body.q, body.page, body.size)
 
 
 @api.get("/persons/{person_id}", response_model=schemas.PersonOut)
@@ -89,6 +97,17 @@ def persons_page(request: Request, q: str = "", page: int = 1, db: Session = DbS
                  user: User = Depends(require(Perm.PERSON_READ))):
     result = service.search_persons(db, user, q, page, 20)
     return templates.TemplateResponse(request, "registry/search.html", {"user": user, "q": q, "result": result})
+
+
+@pages.post("/persons", response_class=HTMLResponse)
+def persons_search(request: Request, q: str = Form("", max_length=40), db: Session = DbSession,
+                   user: User = Depends(require(Perm.PERSON_READ))):
+    """The search box posts here: an ID number is answered at once (it never enters a URL); a name is
+    sent on to the address above, so its pages can be bookmarked and paged."""
+    if not service.looks_like_id(q):
+        return RedirectResponse(f"/persons?q={quote(q.strip())}" if q.strip() else "/persons", status_code=303)
+    result = service.search_persons(db, user, q, 1, 20)
+    return templates.TemplateResponse(request, "registry/search.html", {"user": user, "q": "", "result": result})
 
 
 @pages.get("/persons/{person_id}", response_class=HTMLResponse)

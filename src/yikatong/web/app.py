@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +37,15 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
+
+
+# An ID number's shape: 17 digits and a digit or X, not part of a longer number.
+ID_IN_URL = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+ID_IN_URL_REFUSED = "身份证号不能放在网址中（会留在访问日志和浏览器历史里）：请在页面的查询框中提交，或用 POST 接口"
+
+
+def _id_number_in_url(request: Request) -> bool:
+    return bool(request.url.query) and ID_IN_URL.search(unquote_plus(request.url.query)) is not None
 
 
 def _from_elsewhere(request: Request) -> bool:
@@ -86,13 +96,18 @@ def create_app(clock: Clock | None = None) -> FastAPI:
         app.include_router(module.api)
         app.include_router(module.pages)
 
+    def refuse(request: Request, message: str, status: int) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": message}, status_code=status)
+        return templates.TemplateResponse(request, "error.html", {"message": message, "status": status,
+                                                                  "user": None}, status_code=status)
+
     @app.middleware("http")
-    async def same_origin_writes(request: Request, call_next) -> Response:
+    async def guard(request: Request, call_next) -> Response:
         if _from_elsewhere(request):
-            if _is_api(request):
-                return JSONResponse({"detail": CROSS_SITE}, status_code=403)
-            return templates.TemplateResponse(request, "error.html", {"message": CROSS_SITE, "status": 403,
-                                                                      "user": None}, status_code=403)
+            return refuse(request, CROSS_SITE, 403)
+        if _id_number_in_url(request):
+            return refuse(request, ID_IN_URL_REFUSED, 422)
         return await call_next(request)
 
     @app.middleware("http")
