@@ -10,7 +10,7 @@ from yikatong.catalog import schemas, service
 from yikatong.catalog.models import FundingLevel
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
-from yikatong.web.deps import DbSession, require
+from yikatong.web.deps import DbSession, RegionFilter, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["catalogue"])
@@ -25,7 +25,7 @@ def api_items(q: str = "", funding_level: str = "", db: Session = DbSession, use
 
 
 @api.get("/departments", response_model=list[schemas.DepartmentOut])
-def api_departments(region_prefix: str = "", db: Session = DbSession, user: User = Depends(reader)):
+def api_departments(region_prefix: RegionFilter = "", db: Session = DbSession, user: User = Depends(reader)):
     return service.list_departments(db, region_prefix)
 
 

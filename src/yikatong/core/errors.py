@@ -27,6 +27,10 @@ class AuthRequired(DomainError):
     status_code = 401
 
 
+class BadCode(Invalid, ValueError):
+    """A malformed code (region code...): a ValueError for the code that parses it, 422 for the user."""
+
+
 class Conflict(DomainError):
     status_code = 409
 

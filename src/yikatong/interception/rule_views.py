@@ -24,7 +24,7 @@ from yikatong.interception.rulefile import ItemScope
 from yikatong.interception.tables import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RULE_TABLES
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm, require_perm
-from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
+from yikatong.web.deps import DbSession, RowId, client_ip, current_user, get_clock, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["interception"])
@@ -193,13 +193,13 @@ def api_save(body: RuleIn, request: Request, db: Session = DbSession, user: User
 
 
 @api.get("/rules/{code}/versions/{number}", response_model=RuleVersionOut)
-def api_version(code: str, number: int, db: Session = DbSession, user: User = Depends(rule_viewer)) -> RuleVersionOut:
+def api_version(code: str, number: RowId, db: Session = DbSession, user: User = Depends(rule_viewer)) -> RuleVersionOut:
     version = authoring.get_version(db, code, number)
     return version_out(authoring.get_rule(db, code), version)
 
 
 @api.post("/rules/{code}/versions/{number}/dry-run", response_model=DryRunOut)
-def api_dry_run(code: str, number: int, request: Request, db: Session = DbSession, user: User = Depends(manager),
+def api_dry_run(code: str, number: RowId, request: Request, db: Session = DbSession, user: User = Depends(manager),
                 clock: Clock = Depends(get_clock)) -> DryRunOut:
     """试运行: what this version would flag on the whole city now. No flag is written."""
     version = authoring.get_version(db, code, number)
@@ -209,7 +209,7 @@ def api_dry_run(code: str, number: int, request: Request, db: Session = DbSessio
 
 
 @api.post("/rules/{code}/versions/{number}/activate", response_model=RuleOut)
-def api_activate(code: str, number: int, request: Request, db: Session = DbSession, user: User = Depends(manager),
+def api_activate(code: str, number: RowId, request: Request, db: Session = DbSession, user: User = Depends(manager),
                  clock: Clock = Depends(get_clock)) -> RuleOut:
     """启用: this version runs from now on (it must have been dry-run)."""
     rule = authoring.activate(db, user, authoring.get_version(db, code, number), clock.now(), ip=client_ip(request))
@@ -344,7 +344,7 @@ def rule_page(request: Request, code: str, saved: int | None = None, activated: 
 
 
 @pages.post("/rules/{code}/versions/{number}/dry-run", response_class=HTMLResponse)
-def dry_run_submit(request: Request, code: str, number: int, db: Session = DbSession, user: User = Depends(manager),
+def dry_run_submit(request: Request, code: str, number: RowId, db: Session = DbSession, user: User = Depends(manager),
                    clock: Clock = Depends(get_clock)):
     version = authoring.get_version(db, code, number)
     try:
@@ -355,7 +355,7 @@ def dry_run_submit(request: Request, code: str, number: int, db: Session = DbSes
 
 
 @pages.post("/rules/{code}/versions/{number}/activate")
-def activate_submit(request: Request, code: str, number: int, db: Session = DbSession, user: User = Depends(manager),
+def activate_submit(request: Request, code: str, number: RowId, db: Session = DbSession, user: User = Depends(manager),
                     clock: Clock = Depends(get_clock)):
     version = authoring.get_version(db, code, number)
     try:

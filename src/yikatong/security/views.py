@@ -17,6 +17,8 @@ from yikatong.security.service import login, logout
 from yikatong.web.deps import (
     SESSION_COOKIE,
     DbSession,
+    PageNo,
+    PageSize,
     client_ip,
     current_user,
     get_clock,
@@ -61,7 +63,7 @@ def api_me(user: User = Depends(current_user)) -> schemas.UserOut:
 
 
 @api.get("/audit", response_model=schemas.AuditPage, tags=["audit"])
-def api_audit(page: int = 1, size: int = 50, action: str = "", db: Session = DbSession,
+def api_audit(page: PageNo = 1, size: PageSize = 50, action: str = "", db: Session = DbSession,
               user: User = Depends(require(Perm.AUDIT_READ))) -> schemas.AuditPage:
     return _audit_page(db, page, size, action)
 
@@ -103,7 +105,7 @@ def users_page(request: Request, db: Session = DbSession, user: User = Depends(r
 
 
 @pages.get("/audit")
-def audit_page(request: Request, page: int = 1, action: str = "", db: Session = DbSession,
+def audit_page(request: Request, page: PageNo = 1, action: str = "", db: Session = DbSession,
                user: User = Depends(require(Perm.AUDIT_READ))):
     result = _audit_page(db, page, 50, action)
     return templates.TemplateResponse(request, "audit.html", {"user": user, "result": result, "action": action})

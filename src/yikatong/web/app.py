@@ -39,6 +39,39 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+# An integer literal in a path segment or a query value; beyond 64 bits no column can hold it.
+INTEGER = re.compile(r"^[+-]?[0-9]+$")
+OUT_OF_RANGE = "数值超出允许范围"
+
+
+def _huge_number_in_url(request: Request) -> bool:
+    values = [*request.url.path.split("/"), *request.query_params.values()]
+    return any(len(v) > 18 and INTEGER.match(v.strip()) and abs(int(v)) > 2**63 - 1 for v in values)
+
+
+# Pydantic's error types in the user's language (the field name stays as sent).
+ERROR_WORDS = {
+    "missing": "必填", "int_parsing": "应为整数", "int_from_float": "应为整数", "float_parsing": "应为数字",
+    "bool_parsing": "应为是或否", "date_parsing": "日期格式应为 2026-12-31", "date_from_datetime_parsing":
+    "日期格式应为 2026-12-31", "string_pattern_mismatch": "格式不正确", "string_too_long": "过长",
+    "string_too_short": "过短", "greater_than_equal": "不能小于{ge}", "less_than_equal": "不能大于{le}",
+    "greater_than": "应大于{gt}", "less_than": "应小于{lt}", "enum": "取值不在允许范围内", "literal_error":
+    "取值不在允许范围内", "json_invalid": "不是有效的JSON", "model_attributes_type": "格式不正确",
+    "dict_type": "应为对象", "list_type": "应为列表", "string_type": "应为文本", "int_type": "应为整数",
+    "too_long": "条目过多", "value_error": "取值无效", "uuid_parsing": "格式不正确",
+}
+
+
+def _problem(error: dict) -> str:
+    where = ".".join(str(p) for p in error["loc"] if p not in ("body", "query", "path", "form", "header"))
+    words = ERROR_WORDS.get(error["type"], "取值无效")
+    try:
+        words = words.format(**error.get("ctx", {}))
+    except (KeyError, IndexError):
+        pass
+    return f"{where or '请求'}：{words}"
+
+
 # An ID number's shape: 17 digits and a digit or X, not part of a longer number.
 ID_IN_URL = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 ID_IN_URL_REFUSED = "身份证号不能放在网址中（会留在访问日志和浏览器历史里）：请在页面的查询框中提交，或用 POST 接口"
@@ -108,6 +141,8 @@ def create_app(clock: Clock | None = None) -> FastAPI:
             return refuse(request, CROSS_SITE, 403)
         if _id_number_in_url(request):
             return refuse(request, ID_IN_URL_REFUSED, 422)
+        if _huge_number_in_url(request):
+            return refuse(request, OUT_OF_RANGE, 422)
         return await call_next(request)
 
     @app.middleware("http")
@@ -139,9 +174,10 @@ def create_app(clock: Clock | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        problems = [_problem(e) for e in exc.errors()]
         if _is_api(request):
-            return JSONResponse({"detail": "请求参数有误", "errors": problems}, status_code=422)
+            return JSONResponse({"detail": "请求参数有误：" + "；".join(problems), "errors": problems},
+                                status_code=422)
         return templates.TemplateResponse(
             request, "error.html", {"message": "请求参数有误：" + "；".join(problems), "status": 422,
                                     "user": getattr(request.state, "viewer", None)}, status_code=422)
