@@ -31,6 +31,12 @@ def test_search_by_id_number_posts_it_and_finds_the_person(client, auth, people)
     r = client.post("/persons", data={"q": people["own"].name[:1]}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/persons?q=")
 
+    # the counter's search for the applicant posts too
+    page = client.post("/applications/new/search", data={"q": own_id})
+    assert page.status_code == 200 and people["own"].name in page.text
+    assert f'/applications/new?person_id={people["own"].id}' in page.text
+    assert 'method="post" action="/applications/new/search"' in client.get("/applications/new").text
+
 
 @pytest.mark.parametrize("url", ["/persons?q={id}", "/api/v1/persons?q={id}", "/persons?q={id_lower_x}",
                                  "/applications?q=%20{id}%20", "/api/v1/audit?action={id}", "/login?next=/x%3Fq%3D{id}",

@@ -363,6 +363,14 @@ def new_application_page(request: Request, q: str = "", person_id: int | None = 
     return _new_page(request, db, user, _today(clock), q=q, person_id=person_id, form={"item_code": item_code})
 
 
+@pages.post("/applications/new/search", response_class=HTMLResponse)
+def new_application_search(request: Request, q: str = Form("", max_length=40), db: Session = DbSession,
+                           clock: Clock = Depends(get_clock),
+                           user: User = Depends(require(Perm.APPLICATION_ACCEPT))) -> Response:
+    """The counter's person search posts the ID number, so it never sits in a URL (logs, history)."""
+    return _new_page(request, db, user, _today(clock), q=q)
+
+
 @pages.get("/applications/preview", response_class=HTMLResponse)
 def preview_amount(request: Request, item_code: str = "", period: str = "", quantity: str = "",
                    db: Session = DbSession, user: User = Depends(require(Perm.APPLICATION_ACCEPT))) -> Response:
