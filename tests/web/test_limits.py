@@ -17,7 +17,8 @@ BEYOND_INT64 = str(2**63)
     f"/api/v1/persons/{BEYOND_INT64}", f"/api/v1/applications/{HUGE}", f"/api/v1/flags/{BEYOND_INT64}",
     f"/api/v1/flags?page={HUGE}", "/api/v1/flags?region=ABC", "/api/v1/interception/stats?region=ABC",
     "/api/v1/regions/ABC/summary", "/api/v1/regions/0/summary", f"/api/v1/publicities/{BEYOND_INT64}",
-    "/api/v1/departments?region_prefix=5x"])
+    "/api/v1/departments?region_prefix=5x", "/api/v1/persons?page=" + "9" * 5000,
+    "/api/v1/applications/" + "1" * 5000])
 def test_api_answers_422_in_chinese(client, auth, url):
     r = client.get(url, headers=auth("city_finance"))
     assert r.status_code == 422, (url, r.status_code, r.text[:200])

@@ -105,6 +105,7 @@ def login(session: Session, username: str, password: str, now: datetime, ip: str
     except VerificationError:
         good = False
     if not good:
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= since))  # older ones count no more
         session.add(LoginFailure(at=now, ip=ip, username=username[:40]))
         why = "unknown_user" if user is None else "locked" if locked else "inactive" if not user.active \
             else "bad_password"
