@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DBAPIError
 
 from yikatong import __version__
 from yikatong.core.clock import Clock
@@ -175,6 +176,19 @@ def create_app(clock: Clock | None = None) -> FastAPI:
                                     "user": getattr(request.state, "viewer", None)},
             status_code=exc.status_code,
         )
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DBAPIError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        """The last net under the stated limits: a number no column can hold (SQLite raises OverflowError,
+        PostgreSQL SQLSTATE 22003) is the request's fault, not the server's."""
+        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) != "22003":
+            raise exc
+        if _is_api(request):
+            return JSONResponse({"detail": OUT_OF_RANGE}, status_code=422)
+        return templates.TemplateResponse(request, "error.html", {"message": OUT_OF_RANGE, "status": 422,
+                                                                  "user": getattr(request.state, "viewer", None)},
+                                          status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

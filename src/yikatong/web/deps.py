@@ -21,7 +21,7 @@ from yikatong.security.service import user_for_token
 
 SESSION_COOKIE = "ykt_session"
 
-# Limits every route states (and the OpenAPI schema shows): a row id fits a 64-bit key, a page number and a
+# Limits every route states (and the OpenAPI schema shows): a row id fits the key columns, a page number and a
 # page size stay small enough that OFFSET never overflows, a region code is 2 to 12 digits.
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="记录编号（正整数）")]
 PageNo = Annotated[int, Query(ge=1, le=MAX_PAGE, description="页码，从1开始")]
