@@ -28,6 +28,7 @@ class User(Base):
     wechat_openid: Mapped[str | None] = mapped_column(String(64))
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_masked: Mapped[str | None] = mapped_column(String(20))
+    # No longer written: failures are counted per address in login_failures (see security.service.login).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError
 
 from yikatong import __version__
 from yikatong.core.clock import Clock
@@ -178,11 +178,11 @@ def create_app(clock: Clock | None = None) -> FastAPI:
         )
 
     @app.exception_handler(OverflowError)
-    @app.exception_handler(DBAPIError)
+    @app.exception_handler(DataError)
     async def out_of_range(request: Request, exc: Exception) -> Response:
         """The last net under the stated limits: a number no column can hold (SQLite raises OverflowError,
         PostgreSQL SQLSTATE 22003) is the request's fault, not the server's."""
-        if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) != "22003":
+        if isinstance(exc, DataError) and getattr(exc.orig, "sqlstate", None) != "22003":
             raise exc
         if _is_api(request):
             return JSONResponse({"detail": OUT_OF_RANGE}, status_code=422)
