@@ -45,10 +45,10 @@ def test_search_by_id_number_is_exact_and_scoped(client, auth, people):
     other_id = reveal(crypto.ID_NUMBER, people["other"].id_number_enc)
     own_id = reveal(crypto.ID_NUMBER, people["own"].id_number_enc)
     h = auth("village_clerk")
-    found = client.get("/api/v1/persons", params={"q": own_id}, headers=h).json()
+    found = client.post("/api/v1/persons/search", json={"q": own_id}, headers=h).json()
     assert [p["id"] for p in found["items"]] == [people["own"].id]
-    assert client.get("/api/v1/persons", params={"q": other_id}, headers=h).json()["total"] == 0
-    found = client.get("/api/v1/persons", params={"q": other_id}, headers=auth("township_reviewer")).json()
+    assert client.post("/api/v1/persons/search", json={"q": other_id}, headers=h).json()["total"] == 0
+    found = client.post("/api/v1/persons/search", json={"q": other_id}, headers=auth("township_reviewer")).json()
     assert [p["id"] for p in found["items"]] == [people["other"].id]
 
 

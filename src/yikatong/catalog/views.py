@@ -16,7 +16,7 @@ from yikatong.core.errors import DomainError, Invalid, NotFound
 from yikatong.core.money import parse_yuan
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
-from yikatong.web.deps import DbSession, client_ip, get_clock, require
+from yikatong.web.deps import DbSession, RegionFilter, client_ip, get_clock, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["catalogue"])
@@ -50,7 +50,7 @@ def api_add_standard(code: ItemCode, body: schemas.StandardIn, request: Request,
 
 
 @api.get("/departments", response_model=list[schemas.DepartmentOut])
-def api_departments(region_prefix: str = "", db: Session = DbSession, user: User = Depends(reader)):
+def api_departments(region_prefix: RegionFilter = "", db: Session = DbSession, user: User = Depends(reader)):
     return service.list_departments(db, region_prefix)
 
 

@@ -27,6 +27,10 @@ class AuthRequired(DomainError):
     status_code = 401
 
 
+class BadCode(Invalid, ValueError):
+    """A malformed code (region code...): a ValueError for the code that parses it, 422 for the user."""
+
+
 class Conflict(DomainError):
     status_code = 409
 
@@ -45,3 +49,9 @@ class Busy(DomainError):
     """The database could not grant a lock in time: nothing was changed, the request may be sent again."""
 
     status_code = 503
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed attempts from one address: wait before trying again."""
+
+    status_code = 429

@@ -37,10 +37,12 @@ def write_error_report(out, path: Path, errors) -> None:
     """The refused file's errors as a CSV (UTF-8 with BOM, so Excel opens it) for whoever fixes the file."""
     import csv
 
+    from yikatong.core.spreadsheet import safe_row  # a cell that looks like a formula stays text
+
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["行号", "列名", "值", "原因"])
-        writer.writerows([e.row or "", e.column, e.value, e.reason] for e in errors)
+        writer.writerows(safe_row([e.row or "", e.column, e.value, e.reason]) for e in errors)
     out.print(f"错误清单已写入 {path}")
 
 

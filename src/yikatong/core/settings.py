@@ -20,6 +20,10 @@ class Settings:
     max_failed_logins: int
     lockout_minutes: int
     sql_echo: bool
+    # Failed logins from one address within the lockout window before it must wait (HTTP 429).
+    max_failures_per_address: int = 20
+    # Served over HTTPS (behind nginx): the session cookie is Secure and HSTS is sent.
+    https: bool = False
     # Where the electronic eye's messages go (`ykt worker --sink gateway`): a WeChat official-account
     # template-message endpoint (or an internal relay that adds the access token) and an SMS gateway.
     wechat_url: str = ""
@@ -61,6 +65,8 @@ def get_settings() -> Settings:
         max_failed_logins=int(os.environ.get("YKT_MAX_FAILED_LOGINS", "5")),
         lockout_minutes=int(os.environ.get("YKT_LOCKOUT_MINUTES", "15")),
         sql_echo=os.environ.get("YKT_SQL_ECHO") == "1",
+        max_failures_per_address=int(os.environ.get("YKT_MAX_FAILURES_PER_ADDRESS", "20")),
+        https=os.environ.get("YKT_HTTPS") == "1",
         wechat_url=os.environ.get("YKT_WECHAT_URL", ""),
         wechat_template_id=os.environ.get("YKT_WECHAT_TEMPLATE_ID", ""),
         sms_url=os.environ.get("YKT_SMS_URL", ""),

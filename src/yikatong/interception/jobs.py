@@ -23,7 +23,7 @@ def city_run(ctx: JobContext) -> dict[str, Any]:
 
     with transaction() as session:
         actor = session.get(User, ctx.user_id) if ctx.user_id else None
-        run = run_city(engine(), session, ctx.now, actor=actor, progress=ctx.progress)
+        run = run_city(engine(), session, ctx.now, actor=actor, progress=ctx.progress, ip=ctx.params.get("ip", ""))
         ctx.check()  # the last chance to cancel before the flags commit
         ctx.log(f"比对 {run.applications:,} 笔申请，命中 {run.hits:,} 笔，新增存疑信息 {run.new_flags:,} 条")
         return {"run_id": run.id, "applications": run.applications, "hits": run.hits, "new_flags": run.new_flags,

@@ -27,7 +27,7 @@ from yikatong.interception.tables import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, RUL
 from yikatong.jobs import service as jobs
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm, require_perm
-from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
+from yikatong.web.deps import DbSession, RowId, client_ip, current_user, get_clock, require
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["interception"])
@@ -203,13 +203,13 @@ def api_save(body: RuleIn, request: Request, db: Session = DbSession, user: User
 
 
 @api.get("/rules/{code}/versions/{number}", response_model=RuleVersionOut)
-def api_version(code: str, number: int, db: Session = DbSession, user: User = Depends(rule_viewer)) -> RuleVersionOut:
+def api_version(code: str, number: RowId, db: Session = DbSession, user: User = Depends(rule_viewer)) -> RuleVersionOut:
     version = authoring.get_version(db, code, number)
     return version_out(authoring.get_rule(db, code), version)
 
 
 @api.post("/rules/{code}/versions/{number}/dry-run", response_model=DryRunOut)
-def api_dry_run(code: str, number: int, request: Request, db: Session = DbSession, user: User = Depends(manager),
+def api_dry_run(code: str, number: RowId, request: Request, db: Session = DbSession, user: User = Depends(manager),
                 clock: Clock = Depends(get_clock)) -> DryRunOut:
     """试运行: what this version would flag on the whole city now. No flag is written."""
     version = authoring.get_version(db, code, number)
@@ -219,7 +219,7 @@ def api_dry_run(code: str, number: int, request: Request, db: Session = DbSessio
 
 
 @api.post("/rules/{code}/versions/{number}/activate", response_model=RuleOut)
-def api_activate(code: str, number: int, request: Request, db: Session = DbSession, user: User = Depends(manager),
+def api_activate(code: str, number: RowId, request: Request, db: Session = DbSession, user: User = Depends(manager),
                  clock: Clock = Depends(get_clock)) -> RuleOut:
     """启用: this version runs from now on (it must have been dry-run)."""
     rule = authoring.activate(db, user, authoring.get_version(db, code, number), clock.now(), ip=client_ip(request))
@@ -278,7 +278,7 @@ def run_now(request: Request, db: Session = DbSession, user: User = Depends(requ
             clock: Clock = Depends(get_clock)):
     """立即比对: every active rule over the whole city, as a job the worker runs; the page answers at
     once with the job's page, which shows its progress."""
-    job = jobs.start(db, CITY_RUN, {}, user, clock.now())
+    job = jobs.start(db, CITY_RUN, {"ip": client_ip(request)}, user, clock.now())
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -372,7 +372,7 @@ def rule_page(request: Request, code: str, saved: int | None = None, activated: 
 
 
 @pages.post("/rules/{code}/versions/{number}/dry-run", response_class=HTMLResponse)
-def dry_run_submit(request: Request, code: str, number: int, db: Session = DbSession, user: User = Depends(manager),
+def dry_run_submit(request: Request, code: str, number: RowId, db: Session = DbSession, user: User = Depends(manager),
                    clock: Clock = Depends(get_clock)):
     """试运行 as a job (a rule over the whole city may take minutes): the page answers at once with the
     job's page; when it is done, its result link shows the figures here (`?dry_job=`)."""
@@ -393,7 +393,7 @@ def _dry_of(db: Session, user: User, job_id: int, code: str) -> authoring.DryRun
 
 
 @pages.post("/rules/{code}/versions/{number}/activate")
-def activate_submit(request: Request, code: str, number: int, db: Session = DbSession, user: User = Depends(manager),
+def activate_submit(request: Request, code: str, number: RowId, db: Session = DbSession, user: User = Depends(manager),
                     clock: Clock = Depends(get_clock)):
     version = authoring.get_version(db, code, number)
     try:

@@ -28,6 +28,7 @@ from yikatong.interception import rulefile
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion
 from yikatong.interception.rulefile import RuleSpec
 from yikatong.interception.snapshot import Snapshot, city_snapshot, focus_snapshot
+from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.sharing.store import current_snapshots
 from yikatong.workflow import flag_marks
@@ -119,17 +120,21 @@ def active_specs(session: Session) -> list[tuple[RuleVersion, RuleSpec]]:
 
 def run_city(engine: Engine, session: Session, now: datetime, actor: User | None = None,
              progress: Progress | None = None, specs: Sequence[tuple[RuleVersion, RuleSpec]] | None = None,
-             threads: int | None = None) -> RuleRun:
+             threads: int | None = None, ip: str = "") -> RuleRun:
     """All active rules over every live application of the city (committed data), set-based in
-    DuckDB. New hits become flags in `session`; the caller commits."""
+    DuckDB. New hits become flags in `session`; the caller commits. The run is on the audit trail
+    (it reads every claimant's data)."""
     sync_builtin_rules(session, now)
     pairs = list(specs) if specs is not None else active_specs(session)
     shared = current_snapshots(session)
     snap = city_snapshot(engine, shared, threads=threads, progress=progress)
     try:
-        return _run_and_record(session, snap, pairs, "city", actor, shared, now, progress)
+        run = _run_and_record(session, snap, pairs, "city", actor, shared, now, progress)
     finally:
         snap.close()
+    audit.record(session, actor, "interception.city_run", "rule_run", run.id, now, ip=ip,
+                 detail={"rules": len(pairs), "applications": run.applications, "new_flags": run.new_flags})
+    return run
 
 
 def screen(session: Session, application_ids: Sequence[int], now: datetime, actor: User | None = None,

@@ -246,12 +246,14 @@ def export_xlsx(stats: FlagStats) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from yikatong.core.spreadsheet import append_row
+
     book = Workbook()
     summary = book.active
     summary.title = "汇总"
     summary.append(["存疑信息拦截统计"])
     summary["A1"].font = Font(bold=True, size=14)
-    summary.append(["统计范围", _scope_text(stats)])
+    append_row(summary, ["统计范围", _scope_text(stats)])
     t = stats.total
     facts: list[tuple[str, Any, str | None]] = [
         ("拦截记录（条）", t.flags, None), ("涉及申请（件）", t.applications, None),
@@ -276,7 +278,7 @@ def export_xlsx(stats: FlagStats) -> bytes:
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for r in rows:
-            sheet.append([r.key, r.name, *_line(r)])
+            append_row(sheet, [r.key, r.name, *_line(r)])
         sheet.append(["合计", "", *_line(t)])
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)

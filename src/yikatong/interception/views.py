@@ -33,7 +33,17 @@ from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
 from yikatong.security.scope import pad_code, parent_of, require_region, within
-from yikatong.web.deps import DbSession, client_ip, get_clock, optional_date, require
+from yikatong.web.deps import (
+    REGION_FILTER,
+    DbSession,
+    PageNo,
+    PageSize,
+    RowId,
+    client_ip,
+    get_clock,
+    optional_date,
+    require,
+)
 from yikatong.web.templating import templates
 from yikatong.workflow.models import Application
 
@@ -329,21 +339,22 @@ def _verify(db: Session, user: User, flag_id: int, decision: str, opinion: str, 
 @api.get("/flags", response_model=FlagListOut)
 def api_flags(status: str = Query("", description="待核实（默认）、核实属实、核实排除，或 all"),
               rule: str = Query("", max_length=40), item: str = Query("", max_length=20),
-              region: str = Query("", max_length=12, description="区划代码或前缀（6 县、9 乡镇、12 村）"),
-              page: int = 1, size: int = PAGE_SIZE, db: Session = DbSession,
+              region: str = Query("", max_length=12, pattern=REGION_FILTER,
+                                  description="区划代码或前缀（6 县、9 乡镇、12 村）"),
+              page: PageNo = 1, size: PageSize = PAGE_SIZE, db: Session = DbSession,
               user: User = Depends(require(Perm.FLAG_READ))) -> FlagListOut:
     """存疑信息 in your region (and, for a county department, its items), newest first."""
     return flag_list(db, user, status=status, rule=rule, item=item, region=region, page=page, size=size)
 
 
 @api.get("/flags/{flag_id:int}", response_model=FlagOut)
-def api_flag(flag_id: int, db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> FlagOut:
+def api_flag(flag_id: RowId, db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> FlagOut:
     """One flag with its rule, its application and the application's other flags. 403 outside your scope."""
     return flag_detail(db, user, flag_id)
 
 
 @api.post("/flags/{flag_id:int}/verify", response_model=FlagOut)
-def api_verify(flag_id: int, body: VerifyIn, request: Request, db: Session = DbSession,
+def api_verify(flag_id: RowId, body: VerifyIn, request: Request, db: Session = DbSession,
                clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.FLAG_VERIFY))) -> FlagOut:
     """核实: `confirm` (属实: the application is rejected and a lead is kept) or `clear` (排除). An
     opinion is required; 409 when the flag is no longer 待核实."""
@@ -364,7 +375,8 @@ def _stats_out(s: stats.FlagStats) -> StatsOut:
 
 @api.get("/interception/stats", response_model=StatsOut)
 def api_stats(date_from: date | None = None, date_to: date | None = None,
-              region: str = Query("", max_length=12, description="统计的区域（默认本人辖区），按其下一级汇总"),
+              region: str = Query("", max_length=12, pattern=REGION_FILTER,
+                                  description="统计的区域（默认本人辖区），按其下一级汇总"),
               db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> StatsOut:
     """拦截统计: flags by rule (with precision), item, region and month, with the status split."""
     return _stats_out(stats.flag_stats(db, user, date_from=date_from, date_to=date_to, region=region or None))
@@ -383,7 +395,7 @@ def api_gate(body: GateIn, db: Session = DbSession, clock: Clock = Depends(get_c
 
 @pages.get("/flags", response_class=HTMLResponse)
 def flags_page(request: Request, status: str = "", rule: str = "", item: str = "", region: str = "",
-               page: int = 1, db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> Response:
+               page: PageNo = 1, db: Session = DbSession, user: User = Depends(require(Perm.FLAG_READ))) -> Response:
     result = flag_list(db, user, status=status, rule=rule, item=item, region=region, page=page)
     rules, items = _choices(db, user)
     query = {k: v for k, v in {"status": status, "rule": rule, "item": item, "region": region}.items() if v}
@@ -415,7 +427,7 @@ def _flag_page(request: Request, db: Session, user: User, flag_id: int, *, msg: 
 
 
 @pages.get("/flags/{flag_id:int}", response_class=HTMLResponse)
-def flag_page(request: Request, flag_id: int, msg: str = "", db: Session = DbSession,
+def flag_page(request: Request, flag_id: RowId, msg: str = "", db: Session = DbSession,
               user: User = Depends(require(Perm.FLAG_READ))) -> Response:
     return _flag_page(request, db, user, flag_id, msg=msg)
 
@@ -428,7 +440,7 @@ async def _chosen_document(request: Request) -> StarletteUploadFile | None:
 
 
 @pages.post("/flags/{flag_id:int}/verify", response_class=HTMLResponse)
-def verify_submit(request: Request, flag_id: int, decision: str = Form(""), opinion: str = Form(""),
+def verify_submit(request: Request, flag_id: RowId, decision: str = Form(""), opinion: str = Form(""),
                   document: StarletteUploadFile | None = Depends(_chosen_document), db: Session = DbSession,
                   clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.FLAG_VERIFY))) -> Response:
     now = clock.now()
@@ -453,7 +465,7 @@ def verify_submit(request: Request, flag_id: int, decision: str = Form(""), opin
 
 
 @pages.get("/flags/{flag_id:int}/document")
-def flag_document(flag_id: int, request: Request, db: Session = DbSession, clock: Clock = Depends(get_clock),
+def flag_document(flag_id: RowId, request: Request, db: Session = DbSession, clock: Clock = Depends(get_clock),
                   user: User = Depends(require(Perm.FLAG_READ))) -> Response:
     """The evidence file of a verification, checked against its hash; the read is audited."""
     flag = service.get_flag(db, user, flag_id)
@@ -502,9 +514,13 @@ def stats_page(request: Request, date_from: str = "", date_to: str = "", region:
 
 
 @pages.get("/interception/stats.xlsx")
-def stats_export(date_from: str = "", date_to: str = "", region: str = "", db: Session = DbSession,
-                 clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.FLAG_READ))) -> Response:
+def stats_export(request: Request, date_from: str = "", date_to: str = "", region: str = "",
+                 db: Session = DbSession, clock: Clock = Depends(get_clock),
+                 user: User = Depends(require(Perm.FLAG_READ))) -> Response:
     s = _stats(db, user, date_from, date_to, region)
+    audit.record_export(db, user, "flag_stats", "xlsx", {"date_from": date_from, "date_to": date_to,
+                                                         "region": region}, s.total.flags, clock.now(),
+                        ip=client_ip(request))
     name = f"拦截统计_{clock.now():%Y%m%d}.xlsx"
     return Response(stats.export_xlsx(s), media_type=stats.XLSX_TYPE,
                     headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class CardOut(BaseModel):
@@ -61,6 +61,15 @@ class PersonOut(PersonBrief):
     cards: list[CardOut]
     no_card_reason: str | None
     proxies: list[ProxyOut]
+
+
+class PersonSearchIn(BaseModel):
+    """A person search in the request body, so a clear ID number never sits in a URL (access logs,
+    browser history, the Referer header)."""
+
+    q: str = Field("", max_length=40, description="完整身份证号（18位）或姓名开头")
+    page: int = Field(1, ge=1, le=100_000)
+    size: int = Field(20, ge=1, le=100)
 
 
 class PersonPage(BaseModel):

@@ -39,7 +39,7 @@ def scoped_persons(user: User) -> Select[tuple[Person]]:
     return select(Person).where(within(Person.region_code, user.region_code))
 
 
-def _looks_like_id(q: str) -> bool:
+def looks_like_id(q: str) -> bool:
     q = normalize(q)
     return len(q) == 18 and q[:17].isdigit()
 
@@ -50,7 +50,7 @@ def search_persons(session: Session, user: User, q: str, page: int = 1, size: in
     size = max(1, min(size, PAGE_MAX))
     page = max(1, page)
     stmt = scoped_persons(user)
-    if _looks_like_id(q):
+    if looks_like_id(q):
         stmt = stmt.where(Person.id_number_hash == search_hash(crypto.ID_NUMBER, normalize(q)))
     elif q:
         if len(q) > 40:

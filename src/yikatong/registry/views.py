@@ -5,15 +5,25 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
 from yikatong.registry import schemas, service
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
-from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
+from yikatong.web.deps import (
+    DbSession,
+    PageNo,
+    PageSize,
+    RegionCode,
+    RowId,
+    client_ip,
+    current_user,
+    get_clock,
+    require,
+)
 from yikatong.web.templating import templates
 
 api = APIRouter(prefix="/api/v1", tags=["registry"])
@@ -23,20 +33,28 @@ RevealField = Query(..., pattern="^(id_number|phone|bank_account)$", description
 
 
 @api.get("/persons", response_model=schemas.PersonPage)
-def api_search(q: str = "", page: int = 1, size: int = 20, db: Session = DbSession,
+def api_search(q: str = "", page: PageNo = 1, size: PageSize = 20, db: Session = DbSession,
                user: User = Depends(current_user)) -> schemas.PersonPage:
-    """Search persons in your region by full ID number or by name (prefix). Personal data is masked."""
+    """Search persons in your region by name (prefix). Personal data is masked. An ID number is refused
+    here (it would sit in the URL): search by ID number with POST /api/v1/persons/search."""
     return service.search_persons(db, user, q, page, size)
 
 
+@api.post("/persons/search", response_model=schemas.PersonPage)
+def api_search_post(body: schemas.PersonSearchIn, db: Session = DbSession,
+                    user: User = Depends(current_user)) -> schemas.PersonPage:
+    """Search persons in your region by full ID number (exact) or by name (prefix), the query in the body."""
+    return service.search_persons(db, user, body.q, body.page, body.size)
+
+
 @api.get("/persons/{person_id}", response_model=schemas.PersonOut)
-def api_person(person_id: int, db: Session = DbSession, user: User = Depends(current_user)):
+def api_person(person_id: RowId, db: Session = DbSession, user: User = Depends(current_user)):
     """One person with household, cards and proxy holder. 403 outside your region."""
     return service.person_detail(db, user, person_id)
 
 
 @api.post("/persons/{person_id}/reveal", response_model=schemas.RevealOut)
-def api_reveal(person_id: int, request: Request, field: str = RevealField, db: Session = DbSession,
+def api_reveal(person_id: RowId, request: Request, field: str = RevealField, db: Session = DbSession,
                clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> schemas.RevealOut:
     """The clear value of one field, for roles whose duty needs it. Every call is audited."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))
@@ -45,14 +63,14 @@ def api_reveal(person_id: int, request: Request, field: str = RevealField, db: S
 
 @api.get("/persons/{person_id}/documents/{sha256}", response_class=Response,
          responses={200: {"content": {"application/octet-stream": {}}}})
-def api_document(person_id: int, sha256: str, request: Request, db: Session = DbSession,
+def api_document(person_id: RowId, sha256: str, request: Request, db: Session = DbSession,
                  clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> Response:
     """A file of the person's proxy-holding archive. Audited."""
     return _document_response(db, user, person_id, sha256, clock, request)
 
 
 @pages.get("/persons/{person_id}/documents/{sha256}")
-def page_document(person_id: int, sha256: str, request: Request, db: Session = DbSession,
+def page_document(person_id: RowId, sha256: str, request: Request, db: Session = DbSession,
                   clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> Response:
     return _document_response(db, user, person_id, sha256, clock, request)
 
@@ -64,7 +82,7 @@ def _document_response(db, user, person_id, sha256, clock, request) -> Response:
 
 
 @api.get("/regions/{code}/summary", response_model=schemas.RegionSummary)
-def api_region_summary(code: str, db: Session = DbSession, user: User = Depends(current_user)):
+def api_region_summary(code: RegionCode, db: Session = DbSession, user: User = Depends(current_user)):
     """Persons, beneficiaries, cards and the card-holding rate (持卡率) of a region, by child region."""
     return service.region_summary(db, user, code)
 
@@ -85,14 +103,25 @@ def home(request: Request, db: Session = DbSession, user: User = Depends(current
 
 
 @pages.get("/persons", response_class=HTMLResponse)
-def persons_page(request: Request, q: str = "", page: int = 1, db: Session = DbSession,
+def persons_page(request: Request, q: str = "", page: PageNo = 1, db: Session = DbSession,
                  user: User = Depends(require(Perm.PERSON_READ))):
     result = service.search_persons(db, user, q, page, 20)
     return templates.TemplateResponse(request, "registry/search.html", {"user": user, "q": q, "result": result})
 
 
+@pages.post("/persons", response_class=HTMLResponse)
+def persons_search(request: Request, q: str = Form("", max_length=40), db: Session = DbSession,
+                   user: User = Depends(require(Perm.PERSON_READ))):
+    """The search box posts here: an ID number is answered at once (it never enters a URL); a name is
+    sent on to the address above, so its pages can be bookmarked and paged."""
+    if not service.looks_like_id(q):
+        return RedirectResponse(f"/persons?q={quote(q.strip())}" if q.strip() else "/persons", status_code=303)
+    result = service.search_persons(db, user, q, 1, 20)
+    return templates.TemplateResponse(request, "registry/search.html", {"user": user, "q": "", "result": result})
+
+
 @pages.get("/persons/{person_id}", response_class=HTMLResponse)
-def person_page(request: Request, person_id: int, db: Session = DbSession,
+def person_page(request: Request, person_id: RowId, db: Session = DbSession,
                 user: User = Depends(current_user)):
     person = service.person_detail(db, user, person_id)
     return templates.TemplateResponse(request, "registry/person.html", {
@@ -100,7 +129,7 @@ def person_page(request: Request, person_id: int, db: Session = DbSession,
 
 
 @pages.post("/persons/{person_id}/reveal", response_class=HTMLResponse)
-def person_reveal(request: Request, person_id: int, field: str = RevealField, db: Session = DbSession,
+def person_reveal(request: Request, person_id: RowId, field: str = RevealField, db: Session = DbSession,
                   clock: Clock = Depends(get_clock), user: User = Depends(current_user)):
     """htmx fragment: the clear value replaces the masked one (and the read is audited)."""
     value = service.reveal(db, user, person_id, field, clock.now(), client_ip(request))

@@ -38,3 +38,12 @@ def record(
     )
     session.add(event)
     return event
+
+
+def record_export(session: Session, actor: User, what: str, fmt: str, filters: dict[str, Any], rows: int,
+                  now: datetime, *, ip: str = "", object_id: str | int = "") -> AuditEvent:
+    """A file of personal data leaving the platform (an Excel or CSV download): who, which list, with
+    which filter, how many rows."""
+    used = {k: v for k, v in filters.items() if v not in (None, "", False)}
+    return record(session, actor, f"export.{what}", what, object_id or f"{rows}行", now,
+                  region_code=actor.region_code, ip=ip, detail={"format": fmt, "filter": used, "rows": rows})

@@ -28,6 +28,7 @@ class User(Base):
     wechat_openid: Mapped[str | None] = mapped_column(String(64))
     phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     phone_masked: Mapped[str | None] = mapped_column(String(20))
+    # No longer written: failures are counted per address in login_failures (see security.service.login).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
@@ -63,3 +64,15 @@ class AuditEvent(Base):
     region_code: Mapped[str | None] = mapped_column(String(12))
     detail: Mapped[str] = mapped_column(Text, default="")
     ip: Mapped[str] = mapped_column(String(45), default="")
+
+
+class LoginFailure(Base):
+    """A failed login, kept in the database so every worker process sees the same count: too many from
+    one address slow that address down; too many for one account from one address lock the account for
+    that address only, so nobody can lock an administrator out from afar."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    ip: Mapped[str] = mapped_column(String(45), index=True)
+    username: Mapped[str] = mapped_column(String(40))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import InstrumentedAttribute
 
-from yikatong.core.errors import Forbidden
+from yikatong.core.errors import BadCode, Forbidden
 from yikatong.registry.models import RegionLevel
 
 
@@ -16,7 +16,7 @@ def pad_code(code: str) -> str:
     """'511025' (GB/T 2260) -> '511025000000' (12-digit statistical code)."""
     code = code.strip()
     if not code.isdigit() or len(code) not in (2, 4, 6, 9, 12):
-        raise ValueError(f"区划代码格式错误：{code}")
+        raise BadCode(f"区划代码格式错误：{code}")
     return code.ljust(12, "0")
 
 

@@ -8,15 +8,14 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from yikatong.core.clock import format_beijing
-from yikatong.core.errors import AuthRequired, Conflict, Invalid
+from yikatong.core.errors import AuthRequired, Conflict, Invalid, TooManyAttempts
 from yikatong.core.settings import get_settings
 from yikatong.registry.models import Region
 from yikatong.security import audit
-from yikatong.security.models import User, UserSession
+from yikatong.security.models import LoginFailure, User, UserSession
 from yikatong.security.roles import Role
 
 _hasher = PasswordHasher()
@@ -76,33 +75,44 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+LOGIN_REFUSED = "用户名或密码错误（连续输错多次将暂时锁定）"
+TOO_MANY = "尝试过于频繁，请稍后再试"
+
+
 def login(session: Session, username: str, password: str, now: datetime, ip: str = "") -> tuple[User, str]:
     """Check the password and open a server-side session. Returns the user and the session token.
 
-    Too many failures lock the account for a while (等保: 登录失败处理)."""
+    Every refusal (unknown user, wrong password, locked or disabled account) answers the same, so the
+    answer tells an outsider nothing about which accounts exist or are locked. Failures are stored
+    (login_failures): too many from one address within the lockout window refuse that address with
+    TooManyAttempts (429); too many for one account from one address lock that account for that address
+    (等保: 登录失败处理) — a guesser elsewhere cannot lock an administrator out. The caller commits
+    even when this raises, so failures count and are audited."""
     settings = get_settings()
+    since = now - timedelta(minutes=settings.lockout_minutes)
+    recent = select(func.count()).select_from(LoginFailure).where(LoginFailure.ip == ip, LoginFailure.at > since)
     user = session.scalar(select(User).where(User.username == username))
-    if user is None:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
-        raise AuthRequired("用户名或密码错误")
-    if not user.active:
-        raise AuthRequired("账号已停用")
-    if user.locked_until and user.locked_until > now:
-        raise AuthRequired(f"登录失败次数过多，账号已锁定至 {format_beijing(user.locked_until, '%H:%M')}")
+    if (session.scalar(recent) or 0) >= settings.max_failures_per_address:
+        audit.record(session, user, "auth.login_throttled", "user", user.id if user else username, now, ip=ip,
+                     detail={"username": username})
+        raise TooManyAttempts(TOO_MANY)
+    locked = user is not None and (session.scalar(recent.where(LoginFailure.username == username)) or 0) \
+        >= settings.max_failed_logins
     try:
-        _hasher.verify(user.password_hash, password)
+        # The same hash work whoever asks, so timing does not tell the cases apart either.
+        _hasher.verify(user.password_hash if user is not None and not locked else _DUMMY_HASH, password)
+        good = user is not None and not locked and user.active
     except VerificationError:
-        user.failed_logins += 1
-        if user.failed_logins >= settings.max_failed_logins:
-            user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-            user.failed_logins = 0
-        audit.record(session, user, "auth.login_failed", "user", user.id, now, ip=ip)
-        raise AuthRequired("用户名或密码错误") from None
-    user.failed_logins = 0
-    user.locked_until = None
+        good = False
+    if not good:
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= since))  # older ones count no more
+        session.add(LoginFailure(at=now, ip=ip, username=username[:40]))
+        why = "unknown_user" if user is None else "locked" if locked else "inactive" if not user.active \
+            else "bad_password"
+        audit.record(session, user, "auth.login_failed", "user", user.id if user else username, now, ip=ip,
+                     detail={"username": username, "reason": why})
+        raise AuthRequired(LOGIN_REFUSED)
+    session.execute(delete(LoginFailure).where(LoginFailure.ip == ip, LoginFailure.username == username))
     user.last_login_at = now
     token = secrets.token_urlsafe(32)
     session.add(UserSession(token_hash=_token_hash(token), user_id=user.id, created_at=now,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
-from yikatong.core.errors import AuthRequired
+from yikatong.core.errors import AuthRequired, TooManyAttempts
 from yikatong.core.settings import get_settings
 from yikatong.security import schemas
 from yikatong.security.models import AuditEvent, User
@@ -17,9 +17,12 @@ from yikatong.security.service import login, logout
 from yikatong.web.deps import (
     SESSION_COOKIE,
     DbSession,
+    PageNo,
+    PageSize,
     client_ip,
     current_user,
     get_clock,
+    is_https,
     require,
     session_token,
 )
@@ -60,7 +63,7 @@ def api_me(user: User = Depends(current_user)) -> schemas.UserOut:
 
 
 @api.get("/audit", response_model=schemas.AuditPage, tags=["audit"])
-def api_audit(page: int = 1, size: int = 50, action: str = "", db: Session = DbSession,
+def api_audit(page: PageNo = 1, size: PageSize = 50, action: str = "", db: Session = DbSession,
               user: User = Depends(require(Perm.AUDIT_READ))) -> schemas.AuditPage:
     return _audit_page(db, page, size, action)
 
@@ -75,12 +78,12 @@ def login_submit(request: Request, username: str = Form(...), password: str = Fo
                  db: Session = DbSession, clock: Clock = Depends(get_clock)):
     try:
         _, token = _login_committing_failures(db, username, password, clock, client_ip(request))
-    except AuthRequired as exc:
+    except (AuthRequired, TooManyAttempts) as exc:
         return templates.TemplateResponse(
             request, "login.html", {"user": None, "next": _safe_next(next), "error": exc.message,
-                                    "username": username}, status_code=401)
+                                    "username": username}, status_code=exc.status_code)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict",
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=is_https(request),
                         max_age=get_settings().session_hours * 3600)
     return response
 
@@ -91,7 +94,7 @@ def logout_submit(request: Request, db: Session = DbSession, clock: Clock = Depe
     if token:
         logout(db, token, clock.now())
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE)
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=is_https(request))
     return response
 
 
@@ -102,7 +105,7 @@ def users_page(request: Request, db: Session = DbSession, user: User = Depends(r
 
 
 @pages.get("/audit")
-def audit_page(request: Request, page: int = 1, action: str = "", db: Session = DbSession,
+def audit_page(request: Request, page: PageNo = 1, action: str = "", db: Session = DbSession,
                user: User = Depends(require(Perm.AUDIT_READ))):
     result = _audit_page(db, page, 50, action)
     return templates.TemplateResponse(request, "audit.html", {"user": user, "result": result, "action": action})
@@ -112,7 +115,7 @@ def _login_committing_failures(db: Session, username: str, password: str, clock:
     """A failed login must still count (lockout) and be audited, although the request fails."""
     try:
         return login(db, username, password, clock.now(), ip)
-    except AuthRequired:
+    except (AuthRequired, TooManyAttempts):
         db.commit()
         raise
 

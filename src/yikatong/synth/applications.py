@@ -188,7 +188,8 @@ class Story:
     def fallback(self) -> str | None:
         """The items to try when none of the story's own kind fits anyone (a tiny city): none when
         the demo county handler (民政) must decide it at 县定, publicised ones for publicity."""
-        if (self.kind == "unpublished" or self.goal in ("approved", "payable") or self.goal == "wait" and self.stage is Step.CITY
+        if (self.kind == "unpublished" or self.goal in ("approved", "payable")
+                or self.goal == "wait" and self.stage is Step.CITY
                 or self.goal == "rejected" and self.stage is Step.COUNTY):
             return None
         return "publicised" if self.goal in ("publicity", "to_publish") else "any"

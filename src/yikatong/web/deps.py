@@ -5,18 +5,31 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import transaction
 from yikatong.core.errors import AuthRequired, Invalid
+from yikatong.core.limits import MAX_ID, MAX_PAGE
+from yikatong.core.settings import get_settings
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
 from yikatong.security.service import user_for_token
 
 SESSION_COOKIE = "ykt_session"
+
+# Limits every route states (and the OpenAPI schema shows): a row id fits the key columns, a page number and a
+# page size stay small enough that OFFSET never overflows, a region code is 2 to 12 digits.
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="记录编号（正整数）")]
+PageNo = Annotated[int, Query(ge=1, le=MAX_PAGE, description="页码，从1开始")]
+PageSize = Annotated[int, Query(ge=1, le=200, description="每页条数（1至200）")]
+REGION_PATTERN = r"^[0-9]{2,12}$"
+RegionCode = Annotated[str, Path(pattern=REGION_PATTERN, description="区划代码（2至12位数字）")]
+REGION_FILTER = r"^([0-9]{2,12})?$"
+RegionFilter = Annotated[str, Query(pattern=REGION_FILTER, description="区划代码或前缀（2至12位数字），可留空")]
 
 
 def get_db() -> Iterator[Session]:
@@ -36,6 +49,12 @@ def get_clock(request: Request) -> Clock:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+def is_https(request: Request) -> bool:
+    """Served over HTTPS: by setting (YKT_HTTPS=1, behind nginx) or as uvicorn sees the request (it trusts
+    X-Forwarded-Proto from the proxy on 127.0.0.1)."""
+    return get_settings().https or request.url.scheme == "https"
 
 
 def session_token(request: Request) -> str | None:

@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 
 from yikatong.core.clock import format_beijing
 from yikatong.core.money import format_fen
+from yikatong.core.spreadsheet import append_row, safe_row
 from yikatong.security.roles import ROLE_LABELS, Role
 from yikatong.workflow.models import Action, Application, ReviewRecord
 from yikatong.workflow.periods import format_quantity
@@ -128,7 +129,7 @@ def xlsx_bytes(title: str, headers: list[str], rows: list[list[Any]]) -> bytes:
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        ws.append(row)
+        append_row(ws, row)
     for index, header in enumerate(headers, start=1):
         longest = max([len(str(header))] + [len(str(r[index - 1])) for r in rows[:500]])
         ws.column_dimensions[get_column_letter(index)].width = min(60, max(8, longest * 2 + 2))
@@ -143,5 +144,5 @@ def csv_bytes(headers: list[str], rows: list[list[Any]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers)
-    writer.writerows(rows)
+    writer.writerows(safe_row(row) for row in rows)
     return ("\ufeff" + out.getvalue()).encode("utf-8")

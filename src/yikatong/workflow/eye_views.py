@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock, beijing_date
 from yikatong.notify.service import outbox_summary
+from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm
-from yikatong.web.deps import DbSession, current_user, get_clock, require
+from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, require
 from yikatong.web.templating import templates
 from yikatong.workflow.overdue import OverdueBoard, board_to_excel, overdue_board
 
@@ -97,9 +98,12 @@ def overdue_page(request: Request, stage: str | None = StageQuery, item: str | N
 
 
 @pages.get("/overdue/export.xlsx")
-def overdue_export(stage: str | None = StageQuery, item: str | None = ItemQuery, db: Session = DbSession,
-                   clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.OVERDUE_READ))) -> Response:
+def overdue_export(request: Request, stage: str | None = StageQuery, item: str | None = ItemQuery,
+                   db: Session = DbSession, clock: Clock = Depends(get_clock),
+                   user: User = Depends(require(Perm.OVERDUE_READ))) -> Response:
     board = _board(db, user, clock, stage, item)
+    audit.record_export(db, user, "overdue", "xlsx", {"stage": stage, "item": item}, len(board.rows), clock.now(),
+                        ip=client_ip(request))
     filename = f"overdue-{board.today:%Y%m%d}.xlsx"
     return Response(board_to_excel(board),
                     media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

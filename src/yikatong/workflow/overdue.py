@@ -146,6 +146,8 @@ def board_to_excel(board: OverdueBoard) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from yikatong.core.spreadsheet import append_row
+
     book = Workbook()
     sheet = book.active
     sheet.title = "超期督办"
@@ -155,7 +157,7 @@ def board_to_excel(board: OverdueBoard) -> bytes:
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for r in board.rows:
-        sheet.append([r.region_name, r.region_code, r.department, r.stage, r.handler_names, r.count,
+        append_row(sheet, [r.region_name, r.region_code, r.department, r.stage, r.handler_names, r.count,
                       _yuan(r.amount_fen), r.oldest_due, r.days_overdue])
         sheet.cell(row=sheet.max_row, column=7).number_format = "#,##0.00"
         sheet.cell(row=sheet.max_row, column=8).number_format = "yyyy-mm-dd"

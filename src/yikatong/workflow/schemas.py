@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from yikatong.core.limits import MAX_ID, Id
+
 # ---------------------------------------------------------------- inbox and lists
 
 
@@ -173,7 +175,7 @@ class DecisionOut(BaseModel):
 
 class InboxFilterIn(BaseModel):
     item_code: str | None = None
-    village: str | None = Field(None, description="区划代码（本辖区内任一级）")
+    village: str | None = Field(None, pattern=r"^[0-9]{2,12}$", description="区划代码（本辖区内任一级）")
     due_before: date | None = None
     overdue: bool = False
     returned: bool = False
@@ -182,7 +184,7 @@ class InboxFilterIn(BaseModel):
 class BulkDecisionIn(BaseModel):
     """Either `ids` or `filter` (everything in your inbox that matches, up to 10,000)."""
 
-    ids: list[int] | None = Field(None, max_length=10_000)
+    ids: list[Id] | None = Field(None, max_length=10_000)
     filter: InboxFilterIn | None = None
     decision: Literal["approve", "reject"]
     opinion: str = Field("", max_length=2000)
@@ -238,7 +240,7 @@ class PublishOut(BaseModel):
 
 
 class ObjectionIn(BaseModel):
-    entry: int = Field(..., description="公示名单中的序号")
+    entry: int = Field(..., ge=1, le=MAX_ID, description="公示名单中的序号")
     reason: str = Field(..., max_length=2000)
     name: str = Field("", max_length=40)
     phone: str = Field("", max_length=20)

@@ -579,10 +579,13 @@ def _entry_station(session: Session, app: Application, road: Road, targets: list
     return Step(first) if first in targets else targets[0]
 
 
+NOT_YOURS = "不存在或无权处理"
+
+
 @dataclass
 class BulkResult:
     done: list[str] = field(default_factory=list)  # application numbers
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (number, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (number, or #id when hidden; reason)
 
 
 def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int], decision: Action, opinion: str,
@@ -596,10 +599,15 @@ def bulk_decide(session: Session, reviewer: User, application_ids: Sequence[int]
     calendar = load_calendar(session)
     item_roads: dict[str, Road] = {}  # one road query per item, not per application
     result = BulkResult()
+    seen = visible(session, reviewer)
     for start in range(0, len(application_ids), CHUNK):
         chunk = application_ids[start:start + CHUNK]
-        apps = session.scalars(select(Application).where(Application.id.in_(chunk))
+        apps = session.scalars(select(Application).where(Application.id.in_(chunk), seen)
                                .order_by(Application.id)).all()
+        # Another region's or department's application, or none at all: the same words, keyed by the id
+        # that was sent, so the answer reveals neither its number nor its station nor whether it exists.
+        hidden = sorted(set(chunk) - {app.id for app in apps})
+        result.skipped.extend((f"#{application_id}", NOT_YOURS) for application_id in hidden)
         for app in apps:
             if app.item_code not in item_roads:
                 item_roads[app.item_code] = roads.road_for(session, app.item)

@@ -27,10 +27,22 @@ from yikatong.interception.service import application_flags
 from yikatong.registry import service as registry
 from yikatong.registry.documents import store_document
 from yikatong.registry.models import Person, Region, RegionLevel
+from yikatong.security import audit
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, pad_code, within
-from yikatong.web.deps import DbSession, client_ip, current_user, get_clock, optional_date, require
+from yikatong.web.deps import (
+    DbSession,
+    PageNo,
+    PageSize,
+    RegionFilter,
+    RowId,
+    client_ip,
+    current_user,
+    get_clock,
+    optional_date,
+    require,
+)
 from yikatong.web.templating import templates
 from yikatong.workflow import documents, export, publicity, schemas, service
 from yikatong.workflow import road as roads
@@ -193,8 +205,8 @@ def _decide(db: Session, user: User, application_id: int, decision: str, opinion
 
 
 @api.get("/inbox", response_model=schemas.InboxOut)
-def api_inbox(item_code: str = "", village: str = "", due_before: date | None = None, overdue: bool = False,
-              returned: bool = False, page: int = 1, size: int = PAGE_SIZE, db: Session = DbSession,
+def api_inbox(item_code: str = "", village: RegionFilter = "", due_before: date | None = None, overdue: bool = False,
+              returned: bool = False, page: PageNo = 1, size: PageSize = PAGE_SIZE, db: Session = DbSession,
               clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.REVIEW))) -> schemas.InboxOut:
     """What waits for you (待办): the stations of your role, in your region and duties, by deadline."""
     filters = _inbox_filter(item_code, village, due_before, overdue, returned)
@@ -203,7 +215,7 @@ def api_inbox(item_code: str = "", village: str = "", due_before: date | None = 
 
 
 @api.get("/applications/{application_id:int}", response_model=schemas.ApplicationOut)
-def api_application(application_id: int, db: Session = DbSession, clock: Clock = Depends(get_clock),
+def api_application(application_id: RowId, db: Session = DbSession, clock: Clock = Depends(get_clock),
                     user: User = Depends(require(Perm.APPLICATION_READ))) -> schemas.ApplicationOut:
     """One application with its documents, objections and full trail. 403 outside your region or duties."""
     app, records = service.trail(db, user, application_id)
@@ -211,7 +223,7 @@ def api_application(application_id: int, db: Session = DbSession, clock: Clock =
 
 
 @api.post("/applications/{application_id:int}/decision", response_model=schemas.DecisionOut)
-def api_decision(application_id: int, body: schemas.DecisionIn, request: Request, db: Session = DbSession,
+def api_decision(application_id: RowId, body: schemas.DecisionIn, request: Request, db: Session = DbSession,
                  clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.REVIEW))) -> schemas.DecisionOut:
     """Approve (to the next station), return for correction (opinion required; `return_to` an earlier
     station) or reject (opinion required). One record is written to the trail."""
@@ -243,7 +255,7 @@ def api_bulk_decision(body: schemas.BulkDecisionIn, request: Request, db: Sessio
 
 @api.get("/applications/{application_id:int}/documents/{sha256}", response_class=Response,
          responses={200: {"content": {"application/octet-stream": {}}}})
-def api_application_document(application_id: int, sha256: str, request: Request, db: Session = DbSession,
+def api_application_document(application_id: RowId, sha256: str, request: Request, db: Session = DbSession,
                              clock: Clock = Depends(get_clock),
                              user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     """An evidence file of the application. Audited."""
@@ -252,7 +264,7 @@ def api_application_document(application_id: int, sha256: str, request: Request,
 
 
 @api.post("/objections/{objection_id:int}/resolution", response_model=schemas.ObjectionOut)
-def api_resolve_objection(objection_id: int, body: schemas.ObjectionResolutionIn, request: Request,
+def api_resolve_objection(objection_id: RowId, body: schemas.ObjectionResolutionIn, request: Request,
                           db: Session = DbSession, clock: Clock = Depends(get_clock),
                           user: User = Depends(require(Perm.REVIEW))) -> schemas.ObjectionOut:
     """Answer an objection (village clerk or township reviewer). Upheld rejects the application;
@@ -286,14 +298,14 @@ def api_publish(body: schemas.PublishIn, request: Request, db: Session = DbSessi
 
 
 @api.get("/publicities/{publicity_id:int}", response_model=schemas.PublicityOut)
-def api_publicity(publicity_id: int, db: Session = DbSession,
+def api_publicity(publicity_id: RowId, db: Session = DbSession,
                   clock: Clock = Depends(get_clock)) -> schemas.PublicityOut:
     """A village publicity list. Public (no login): masked names and ID numbers only."""
     return _publicity_out(db, publicity.get_publicity(db, publicity_id), _today(clock))
 
 
 @api.post("/publicities/{publicity_id:int}/objections", response_model=schemas.ObjectionCreated, status_code=201)
-def api_objection(publicity_id: int, body: schemas.ObjectionIn, db: Session = DbSession,
+def api_objection(publicity_id: RowId, body: schemas.ObjectionIn, db: Session = DbSession,
                   clock: Clock = Depends(get_clock)) -> schemas.ObjectionCreated:
     """Register an objection (异议) to one entry (`entry` = 序号) while the list is open. Public (no login);
     name and phone are optional, the phone is stored encrypted."""
@@ -354,6 +366,14 @@ def new_application_page(request: Request, q: str = "", person_id: int | None = 
                          db: Session = DbSession, clock: Clock = Depends(get_clock),
                          user: User = Depends(require(Perm.APPLICATION_ACCEPT))) -> Response:
     return _new_page(request, db, user, _today(clock), q=q, person_id=person_id, form={"item_code": item_code})
+
+
+@pages.post("/applications/new/search", response_class=HTMLResponse)
+def new_application_search(request: Request, q: str = Form("", max_length=40), db: Session = DbSession,
+                           clock: Clock = Depends(get_clock),
+                           user: User = Depends(require(Perm.APPLICATION_ACCEPT))) -> Response:
+    """The counter's person search posts the ID number, so it never sits in a URL (logs, history)."""
+    return _new_page(request, db, user, _today(clock), q=q)
 
 
 @pages.get("/applications/preview", response_class=HTMLResponse)
@@ -438,7 +458,7 @@ def _scope_regions(db: Session, user: User) -> list[tuple[str, str, str]]:
 @pages.get("/applications", response_class=HTMLResponse)
 def applications_page(request: Request, item: str = "", village: str = "", due_before: str = "",
                       overdue: bool = False, returned: bool = False, number: str = "", status: str = "",
-                      view: str = "", page: int = 1, db: Session = DbSession, clock: Clock = Depends(get_clock),
+                      view: str = "", page: PageNo = 1, db: Session = DbSession, clock: Clock = Depends(get_clock),
                       user: User = Depends(current_user)) -> Response:
     """Reviewers: the inbox. Readers without a station (supervisors), or anyone with ?view=all: a
     searchable list of every application in scope."""
@@ -514,8 +534,9 @@ def home_box(request: Request, db: Session = DbSession, clock: Clock = Depends(g
 
 
 @pages.get("/applications/export.{fmt}")
-def inbox_export(fmt: str, item: str = "", village: str = "", due_before: str = "", overdue: bool = False,
-                 returned: bool = False, db: Session = DbSession, clock: Clock = Depends(get_clock),
+def inbox_export(request: Request, fmt: str, item: str = "", village: str = "", due_before: str = "",
+                 overdue: bool = False, returned: bool = False, db: Session = DbSession,
+                 clock: Clock = Depends(get_clock),
                  user: User = Depends(require(Perm.REVIEW))) -> Response:
     """The filtered inbox as Excel or CSV (up to 10,000 rows)."""
     if fmt not in ("xlsx", "csv"):
@@ -535,6 +556,9 @@ def inbox_export(fmt: str, item: str = "", village: str = "", due_before: str = 
             .where(Application.id.in_(ids[start:start + service.CHUNK]))))
     rows = [found[i] for i in ids if i in found]
     table = export.inbox_table(rows, registry.region_names(db, {r.region_code for r in rows}), today)
+    audit.record_export(db, user, "inbox", fmt, {"item": item, "village": village, "due_before": due_before,
+                                                  "overdue": overdue, "returned": returned}, len(rows),
+                        clock.now(), ip=client_ip(request))
     name = f"待办_{today:%Y%m%d}.{fmt}"
     if fmt == "xlsx":
         return _attachment(export.xlsx_bytes("待办", export.INBOX_HEADERS, table), export.XLSX_TYPE, name)
@@ -615,7 +639,7 @@ def _road_states(app: Application, steps: list[Step], records: list[ReviewRecord
 
 
 @pages.get("/applications/{application_id:int}", response_class=HTMLResponse)
-def application_page(request: Request, application_id: int, msg: str = "", db: Session = DbSession,
+def application_page(request: Request, application_id: RowId, msg: str = "", db: Session = DbSession,
                      clock: Clock = Depends(get_clock),
                      user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     return _detail_page(request, db, user, application_id, _today(clock), msg=msg)
@@ -636,7 +660,7 @@ def _act(request: Request, db: Session, user: User, application_id: int, clock: 
 
 
 @pages.post("/applications/{application_id:int}/decision", response_class=HTMLResponse)
-def decision_submit(request: Request, application_id: int, decision: str = Form(...), opinion: str = Form(""),
+def decision_submit(request: Request, application_id: RowId, decision: str = Form(...), opinion: str = Form(""),
                     return_to: str = Form(""), version: int | None = Form(None), db: Session = DbSession,
                     clock: Clock = Depends(get_clock), user: User = Depends(require(Perm.REVIEW))) -> Response:
     return _act(request, db, user, application_id, clock, "decided",
@@ -645,7 +669,7 @@ def decision_submit(request: Request, application_id: int, decision: str = Form(
 
 
 @pages.post("/applications/{application_id:int}/correction", response_class=HTMLResponse)
-def correction_submit(request: Request, application_id: int, quantity: str = Form(""), note: str = Form(""),
+def correction_submit(request: Request, application_id: RowId, quantity: str = Form(""), note: str = Form(""),
                       opinion: str = Form(""), files: list[UploadFile] = ChosenFiles,
                       db: Session = DbSession, clock: Clock = Depends(get_clock),
                       user: User = Depends(require(Perm.REVIEW))) -> Response:
@@ -662,7 +686,7 @@ def correction_submit(request: Request, application_id: int, quantity: str = For
 
 
 @pages.post("/applications/{application_id:int}/withdraw", response_class=HTMLResponse)
-def withdraw_submit(request: Request, application_id: int, reason: str = Form(""), db: Session = DbSession,
+def withdraw_submit(request: Request, application_id: RowId, reason: str = Form(""), db: Session = DbSession,
                     clock: Clock = Depends(get_clock),
                     user: User = Depends(require(Perm.APPLICATION_ACCEPT))) -> Response:
     return _act(request, db, user, application_id, clock, "withdrawn", lambda: service.withdraw(
@@ -670,7 +694,7 @@ def withdraw_submit(request: Request, application_id: int, reason: str = Form(""
 
 
 @pages.post("/applications/{application_id:int}/objections/{objection_id:int}", response_class=HTMLResponse)
-def objection_resolve_submit(request: Request, application_id: int, objection_id: int, result: str = Form(...),
+def objection_resolve_submit(request: Request, application_id: RowId, objection_id: RowId, result: str = Form(...),
                              opinion: str = Form(""), db: Session = DbSession, clock: Clock = Depends(get_clock),
                              user: User = Depends(require(Perm.REVIEW))) -> Response:
     def work() -> None:
@@ -686,7 +710,7 @@ def objection_resolve_submit(request: Request, application_id: int, objection_id
 
 
 @pages.get("/applications/{application_id:int}/documents/{sha256}")
-def application_document_page(application_id: int, sha256: str, request: Request, db: Session = DbSession,
+def application_document_page(application_id: RowId, sha256: str, request: Request, db: Session = DbSession,
                               clock: Clock = Depends(get_clock),
                               user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     document, data = documents.evidence_file(db, user, application_id, sha256, clock.now(), client_ip(request))
@@ -694,13 +718,16 @@ def application_document_page(application_id: int, sha256: str, request: Request
 
 
 @pages.get("/applications/{application_id:int}/trail.{fmt}")
-def trail_export(application_id: int, fmt: str, db: Session = DbSession,
+def trail_export(request: Request, application_id: RowId, fmt: str, db: Session = DbSession,
+                 clock: Clock = Depends(get_clock),
                  user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     """The full trail as Excel (.xlsx) or CSV (UTF-8 with BOM)."""
     if fmt not in ("xlsx", "csv"):
         raise NotFound("只支持 xlsx 或 csv")
     app, records = service.trail(db, user, application_id)
     table = export.trail_table(app, records)
+    audit.record_export(db, user, "trail", fmt, {"application": app.number}, len(table), clock.now(),
+                        ip=client_ip(request), object_id=app.id)
     name = f"{app.number}_审批留痕.{fmt}"
     if fmt == "xlsx":
         return _attachment(export.xlsx_bytes("审批留痕", export.TRAIL_HEADERS, table), export.XLSX_TYPE, name)
@@ -758,7 +785,7 @@ def _publicity_context(db: Session, pub: Publicity, today: date, request: Reques
 
 
 @pages.get("/publicity/{publicity_id:int}/print", response_class=HTMLResponse)
-def publicity_print(request: Request, publicity_id: int, db: Session = DbSession, clock: Clock = Depends(get_clock),
+def publicity_print(request: Request, publicity_id: RowId, db: Session = DbSession, clock: Clock = Depends(get_clock),
                     user: User = Depends(require(Perm.APPLICATION_READ))) -> Response:
     """The list as it hangs on the village board."""
     pub = publicity.get_publicity(db, publicity_id)
@@ -777,14 +804,14 @@ def _public_page(request: Request, db: Session, publicity_id: int, today: date, 
 
 
 @pages.get("/public/publicity/{publicity_id:int}", response_class=HTMLResponse)
-def public_publicity(request: Request, publicity_id: int, registered: int = 0, db: Session = DbSession,
+def public_publicity(request: Request, publicity_id: RowId, registered: int = 0, db: Session = DbSession,
                      clock: Clock = Depends(get_clock)) -> Response:
     """The publicity list for everyone (no login): masked data only, and the objection form while open."""
     return _public_page(request, db, publicity_id, _today(clock), registered=registered)
 
 
 @pages.post("/public/publicity/{publicity_id:int}/objections", response_class=HTMLResponse)
-def public_objection(request: Request, publicity_id: int, entry: int | None = Form(None), reason: str = Form(""),
+def public_objection(request: Request, publicity_id: RowId, entry: int | None = Form(None), reason: str = Form(""),
                      name: str = Form(""), phone: str = Form(""), db: Session = DbSession,
                      clock: Clock = Depends(get_clock)) -> Response:
     now = clock.now()
