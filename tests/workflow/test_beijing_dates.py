@@ -128,7 +128,7 @@ def test_the_inbox_counts_a_claim_overdue_from_the_beijing_morning_after_its_dea
     assert number in {i["number"] for i in after["rows"]}
     assert after["overdue"] >= before["overdue"] + 1
     assert web.get(f"/api/v1/applications/{app_id}", headers=headers).json()["overdue_days"] >= 1
-    page = web.get("/applications?overdue=1", headers=headers)
+    page = web.get(f"/applications?overdue=1&item={SPECIAL}&village={village}", headers=headers)
     assert page.status_code == 200 and number in page.text
 
 
