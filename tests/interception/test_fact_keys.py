@@ -178,7 +178,7 @@ def test_the_trail_records_a_raised_flag_through_workflow(db, world):
 
 
 def test_the_migration_gives_old_flags_a_fact_key(tmp_path):
-    """0007 on a database at 0004 that has flags: each gets "evidence:<evidence_key>"."""
+    """0007 on a database just before it (at 0006) that has flags: each gets "evidence:<evidence_key>"."""
     import os
 
     from yikatong.core.db import create_database, drop_database, make_engine
@@ -187,7 +187,7 @@ def test_the_migration_gives_old_flags_a_fact_key(tmp_path):
     server = os.environ.get("YKT_TEST_DATABASE_URL", "")
     url = create_database(server, "ykt_mig") if server.startswith("postgresql") else f"sqlite:///{tmp_path}/m.db"
     try:
-        upgrade(url, "0004")
+        upgrade(url, "0006")
         engine = make_engine(url)
         with engine.begin() as con:
             if con.dialect.name == "postgresql":
