@@ -247,9 +247,13 @@ def test_rule_api(web, auth):
     r = web.post(f"/api/v1/rules/{code}/versions/1/activate", headers=supervisor)
     assert r.status_code == 422 and "请先试运行" in r.json()["detail"]
     r = web.post(f"/api/v1/rules/{code}/versions/1/dry-run", headers=supervisor)
-    assert r.status_code == 200, r.text
-    assert (r.json()["hits"], r.json()["amount_fen"], r.json()["sample"]) == (0, 0, [])
-    assert r.json()["applications"] > 0
+    assert r.status_code == 202, r.text  # queued: the request itself runs nothing
+    job_url = r.json()["url"]
+    assert web.get(job_url, headers=supervisor).json()["status"] == "排队中"
+    assert Runner(FixedClock(NOW)).run_once() == r.json()["job_id"]
+    result = web.get(job_url, headers=supervisor).json()["result"]
+    assert (result["hits"], result["amount_fen"], result["sample"]) == (0, 0, [])
+    assert result["applications"] > 0
     r = web.post(f"/api/v1/rules/{code}/versions/1/activate", headers=supervisor)
     try:
         assert r.status_code == 200 and (r.json()["active"], r.json()["active_version"]) == (True, 1)

@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yikatong.core.clock import Clock
-from yikatong.core.db import engine
 from yikatong.core.errors import DomainError, Forbidden, Invalid
 from yikatong.interception import authoring, service
 from yikatong.interception.jobs import CITY_RUN, DRY_RUN
@@ -133,26 +132,6 @@ class ParamIn(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, description="调整原因")
 
 
-class SampleRowOut(BaseModel):
-    number: str
-    item_code: str
-    item_name: str
-    region_code: str
-    region_name: str
-    evidence: str
-    amount_fen: int
-
-
-class DryRunOut(BaseModel):
-    code: str
-    version: int
-    applications: int = Field(description="参与比对的在办和已通过申请")
-    hits: int = Field(description="命中的申请笔数")
-    amount_fen: int = Field(description="涉及金额（分）")
-    seconds: float
-    sample: list[SampleRowOut]
-
-
 def _counts_out(counts: dict[str, int]) -> FlagCountsOut:
     return FlagCountsOut(open=counts.get(FlagStatus.OPEN.value, 0), confirmed=counts.get(FlagStatus.CONFIRMED.value, 0),
                          cleared=counts.get(FlagStatus.CLEARED.value, 0))
@@ -208,14 +187,22 @@ def api_version(code: str, number: RowId, db: Session = DbSession, user: User = 
     return version_out(authoring.get_rule(db, code), version)
 
 
-@api.post("/rules/{code}/versions/{number}/dry-run", response_model=DryRunOut)
+class DryRunJobOut(BaseModel):
+    job_id: int
+    status: str = Field(description="任务状态：排队中")
+    url: str = Field(description="查询进度和结果：GET 此地址，完成后 result 含命中笔数、涉及金额（分）和样例")
+
+
+@api.post("/rules/{code}/versions/{number}/dry-run", response_model=DryRunJobOut, status_code=202)
 def api_dry_run(code: str, number: RowId, request: Request, db: Session = DbSession, user: User = Depends(manager),
-                clock: Clock = Depends(get_clock)) -> DryRunOut:
-    """试运行: what this version would flag on the whole city now. No flag is written."""
+                clock: Clock = Depends(get_clock)) -> DryRunJobOut:
+    """试运行: what this version would flag on the whole city now (no flag is written). A rule over the
+    whole city may take minutes, so this queues a background job and answers at once (202); follow it
+    at `GET /api/v1/jobs/{job_id}`."""
     version = authoring.get_version(db, code, number)
-    dry = authoring.dry_run(engine(), db, version, clock.now(), actor=user, ip=client_ip(request))
-    return DryRunOut(code=dry.code, version=dry.version, applications=dry.applications, hits=dry.hits,
-                     amount_fen=dry.amount_fen, seconds=dry.seconds, sample=[SampleRowOut(**r) for r in dry.sample])
+    job = jobs.start(db, DRY_RUN, {"code": version.rule_code, "version": version.version, "ip": client_ip(request)},
+                     user, clock.now(), title=f"规则试运行：{version.rule_code} 第{version.version}版")
+    return DryRunJobOut(job_id=job.id, status=job.status, url=f"/api/v1/jobs/{job.id}")
 
 
 @api.post("/rules/{code}/versions/{number}/activate", response_model=RuleOut)
