@@ -39,3 +39,14 @@ def append_row(sheet, values: Iterable[Any]) -> None:
         if is_formula_like(cell.value):
             cell.data_type = "s"
             cell.quotePrefix = True
+
+
+def write_only_cell(sheet, value: Any):
+    """A cell for a write-only openpyxl sheet (large exports), formula-like text kept as text."""
+    from openpyxl.cell import WriteOnlyCell
+
+    cell = WriteOnlyCell(sheet, value=value)
+    if is_formula_like(value):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell

@@ -9,6 +9,7 @@ from typing import Any
 
 from yikatong.core.clock import beijing_date, beijing_time
 from yikatong.core.db import engine, transaction
+from yikatong.core.spreadsheet import write_only_cell
 from yikatong.jobs.runner import JobContext
 from yikatong.jobs.service import register
 from yikatong.security.models import User
@@ -48,16 +49,6 @@ FLAGS_EXPORT = "interception.flags_export"
 EXPORT_CHUNK = 2000
 FLAG_HEADERS = ["编号", "申请编号", "姓名", "身份证号", "补贴项目", "区划代码", "比对规则", "风险", "比对依据",
                 "涉及金额（元）", "发现时间（北京时间）", "状态", "核实时间（北京时间）", "核实意见"]
-
-
-def _text_cell(sheet, value: Any):
-    """A cell that Excel shows as text: a value starting with =, +, - or @ is never taken as a formula."""
-    from openpyxl.cell import WriteOnlyCell
-
-    cell = WriteOnlyCell(sheet, value=value)
-    if isinstance(value, str):
-        cell.data_type = "s"
-    return cell
 
 
 @register(FLAGS_EXPORT, "导出存疑信息")
@@ -103,7 +94,7 @@ def flags_export(ctx: JobContext) -> dict[str, Any]:
                         .join(SubsidyItem, SubsidyItem.code == Flag.item_code)
                         .join(Rule, Rule.code == Flag.rule_code)
                         .where(Flag.id.in_(ids[start:start + EXPORT_CHUNK])).order_by(Flag.id)):
-                    sheet.append([_text_cell(sheet, v) for v in (
+                    sheet.append([write_only_cell(sheet, v) for v in (
                         f.id, number, person, masked, item_name, f.region_code, rule_name, f.severity, f.evidence,
                         format_fen(f.amount_fen).replace(",", ""), f"{beijing_time(f.raised_at):%Y-%m-%d %H:%M}",
                         f.status, f"{beijing_time(f.verified_at):%Y-%m-%d %H:%M}" if f.verified_at else "",
