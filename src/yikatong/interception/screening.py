@@ -19,6 +19,8 @@ from datetime import datetime
 
 import pyarrow as pa
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -210,14 +212,37 @@ def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict
                       run_id=run.id, raised_at=now, verified_by=None, verified_at=None, opinion="",
                       evidence_document=None)
                  for code, app_id, evidence, _key, amount, item, region, _status, _stage, fact in fresh]
-    for start in range(0, len(flag_rows), 50_000):
-        bulk_insert(session, Flag.__table__, flag_rows[start:start + 50_000])
-        if progress:
-            progress("记录存疑信息", min(start + 50_000, len(flag_rows)), len(flag_rows))
+    if len(flag_rows) <= GUARDED_MAX:
+        # A claim, a list or the gate: another transaction (a city run, a second gate) may be raising the
+        # same flag at this moment; the unique index decides, and only the rows written here count.
+        written = _insert_new_flags(session, flag_rows)
+        fresh = [r for r in fresh if (r[1], r[0], r[9]) in written]
+        if not fresh:
+            return 0
+    else:
+        for start in range(0, len(flag_rows), 50_000):
+            bulk_insert(session, Flag.__table__, flag_rows[start:start + 50_000])
+            if progress:
+                progress("记录存疑信息", min(start + 50_000, len(flag_rows)), len(flag_rows))
     flag_marks.record_flags_raised(session, _raised(fresh, versions), now)
     refresh_open_flags(session, sorted({r[1] for r in fresh}))
     session.expire_all()  # open_flags changed under the ORM's feet
     return len(fresh)
+
+
+GUARDED_MAX = 20_000  # flags written with ON CONFLICT DO NOTHING; a city run's more go through COPY
+
+
+def _insert_new_flags(session: Session, flag_rows: list[dict]) -> set[tuple[int, str, str]]:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING: the (application, rule, fact key) actually written."""
+    dialect = session.get_bind().dialect.name
+    insert_fn = pg_insert if dialect == "postgresql" else sqlite_insert
+    written: set[tuple[int, str, str]] = set()
+    for start in range(0, len(flag_rows), 500):  # SQLite's limit on bound parameters per statement
+        statement = (insert_fn(Flag.__table__).values(flag_rows[start:start + 500]).on_conflict_do_nothing()
+                     .returning(Flag.application_id, Flag.rule_code, Flag.fact_key))
+        written.update(tuple(r) for r in session.execute(statement))
+    return written
 
 
 LEGACY = "evidence:"  # the fact key of a flag raised before fact keys: "evidence:" + its evidence hash
