@@ -22,9 +22,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yikatong.core.db import bulk_insert
+from yikatong.core.db import bulk_insert, savepoint
 from yikatong.interception import engine as rule_engine
 from yikatong.interception import rulefile
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion
@@ -77,29 +78,54 @@ def new_version(session: Session, rule: Rule, spec: RuleSpec, author: User | Non
 def sync_builtin_rules(session: Session, now: datetime) -> None:
     """Bring the rule files into the database: a new file is a new rule (on), a changed file a new
     version (on at once: shipped rules are reviewed in the code). A supervisor rule that happens to
-    use a shipped code is left alone."""
+    use a shipped code is left alone.
+
+    Every screening calls this, so on a fresh database (or after an upgrade) two claims entered at
+    once may both find a rule missing: the second to write meets the first's rows in the unique
+    indexes, rolls back its savepoint and looks again — by then there is nothing left to do."""
+    for attempt in range(3):
+        if not _sync_builtin_rules(session, now, write=False):
+            return  # the usual case: nothing to write, and no write lock taken (SQLite's is the database's)
+        try:
+            with savepoint(session):
+                _sync_builtin_rules(session, now, write=True)
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+
+
+def _sync_builtin_rules(session: Session, now: datetime, write: bool) -> bool:
+    """Whether a rule file is not in the database as it is; with `write`, put it there."""
     specs = rulefile.builtin_rules()
     rules = {r.code: r for r in session.scalars(select(Rule))}
     latest_versions = {v.rule_code: v for v in session.scalars(
         select(RuleVersion).join(Rule, (Rule.code == RuleVersion.rule_code)
                                  & (Rule.latest_version == RuleVersion.version)))}
+    pending = False
     for spec in specs:
         rule = rules.get(spec.code)
         if rule is not None:
             spec = with_params_set(spec, rule)
+            if rule.origin != RuleOrigin.BUILTIN.value:
+                continue
+        latest = latest_versions.get(spec.code)
+        if rule is not None and latest is not None and _version_fingerprint(latest) == _fingerprint(spec):
+            continue
+        pending = True
+        if not write:
+            continue
         if rule is None:
             rule = Rule(code=spec.code, origin=RuleOrigin.BUILTIN.value, name=spec.name, active=True,
                         latest_version=0, created_at=now, updated_at=now)
             session.add(rule)
             session.flush()
-        elif rule.origin != RuleOrigin.BUILTIN.value:
-            continue
-        latest = latest_versions.get(rule.code)
-        if latest is None or _version_fingerprint(latest) != _fingerprint(spec):
-            version = new_version(session, rule, spec, None, now)
-            version.activated_at = now
-            rule.active_version = version.version
-    session.flush()
+        version = new_version(session, rule, spec, None, now)
+        version.activated_at = now
+        rule.active_version = version.version
+    if write:
+        session.flush()
+    return pending
 
 
 def with_params_set(spec: RuleSpec, rule: Rule) -> RuleSpec:
