@@ -411,10 +411,13 @@ def shared_account(w: World, a: App, p: Person | None, item: Item) -> bool:
     for card in w.cards_by_person.get(a.person_id, ()):
         if card.account_hash is None:
             continue
+        others = set()
         for other in w.cards_by_account.get(card.account_hash, ()):
             q = w.persons.get(other.person_id)
             if q is not None and (q.household_id if q.household_id is not None else -q.person_id) != mine:
-                return True
+                others.add(q.person_id)
+        if len(others) > w.params["max_other_people"]:
+            return True
     return False
 
 

@@ -469,6 +469,20 @@ def test_shared_account(world):
     assert "钱*" in hits[apps[loner1.id].id].evidence
 
 
+def test_shared_account_tolerates_as_many_other_people_as_its_parameter_allows(world):
+    item = world.item("A")
+    pair = [world.person(household=world.household()) for _ in range(2)]  # one account, one other person
+    trio = [world.person(household=world.household()) for _ in range(3)]  # one account, two others each
+    for p in pair:
+        world.card(p, account="6217997010100000011")
+    for p in trio:
+        world.card(p, account="6217997010100000012")
+    apps = {p.id: world.apply(p, item).id for p in (*pair, *trio)}
+    assert set(world.run("SHARED_ACCOUNT")) == set(apps.values())  # default 0: any other person
+    assert set(world.run("SHARED_ACCOUNT", max_other_people=1)) == {apps[p.id] for p in trio}
+    assert world.run("SHARED_ACCOUNT", max_other_people=2) == {}
+
+
 def test_card_not_active(world):
     item = world.item("A")
     no_card, lost, found, spare, tie, newer_delivery, cancelled_here = (world.person() for _ in range(7))

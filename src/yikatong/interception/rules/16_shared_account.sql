@@ -6,6 +6,8 @@
 -- explanation: 申请人社会保障卡的金融账户同时登记在另一户（或未登记户的其他人员）的社会保障卡上，
 --   共用该账户的每个人的申请都被标记。补贴应直达本人账户，多户共用一个账户常见于冒领、截留或代领。
 --   经办部门应核实账户实际归属，请当事人到银行核对，不属于本人的账户应更换。
+--   参数：允许同一账户登记在其他户多少人的卡上（默认0，即有一人即标记）。
+-- param: max_other_people = 0  同一账户允许登记的其他户人数
 WITH reused_accounts AS (
   -- accounts on more than one card: the only ones that can be shared
   SELECT account_hash FROM cards WHERE account_hash IS NOT NULL GROUP BY account_hash HAVING count(*) > 1
@@ -34,3 +36,4 @@ SELECT a.application_id,
        o.account_hash AS fact_key
 FROM applications a
 JOIN others_per_person o ON o.person_id = a.person_id
+WHERE o.others > $max_other_people
