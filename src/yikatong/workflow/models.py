@@ -122,6 +122,8 @@ class Application(Base):
         Index("ix_applications_region", "region_code", "status"),
         Index("ix_applications_eye", "status", "remind_on"),
         Index("ix_applications_publicity", "publicity_id"),
+        # screening reads the live claims of the claimant's household (interception.snapshot)
+        Index("ix_applications_household", "household_id"),
     )
     # Every ORM UPDATE of an application is `WHERE id = ? AND stage_seq = ?`: of two people moving the
     # same application at once, the second finds no row (StaleDataError, answered as a Conflict). Every
