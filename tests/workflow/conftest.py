@@ -20,6 +20,27 @@ def clock() -> FixedClock:
     return FixedClock(MONDAY)
 
 
+PASSWORD = "ykt-demo-2026"  # every demo user's
+
+
+@pytest.fixture
+def web(city, clock):
+    """The app over HTTP (in process), reading time from `clock`."""
+    from fastapi.testclient import TestClient
+
+    from yikatong.web.app import create_app
+
+    with TestClient(create_app(clock=clock)) as client:
+        yield client
+
+
+def login(web, username: str) -> dict[str, str]:
+    """Bearer headers of a demo user, logged in through the API."""
+    r = web.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
 @pytest.fixture
 def users(city, db):
     from yikatong.security.models import User

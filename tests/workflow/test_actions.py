@@ -13,7 +13,7 @@ from yikatong.workflow.models import Action, Step
 from yikatong.workflow.service import AppAction
 
 from .test_interception import _accept, _deaths, _to_county
-from .test_views import FARMLAND, SPECIAL, accepted, at_township, auth, web  # noqa: F401 - fixtures
+from .test_views import FARMLAND, SPECIAL, accepted, at_township, auth  # noqa: F401 - fixtures
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "src" / "yikatong"
 

@@ -11,7 +11,6 @@ import io
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
 from yikatong.core.clock import FixedClock, beijing_at, beijing_date
 from yikatong.core.db import transaction
@@ -22,7 +21,8 @@ from yikatong.workflow.eye import scan
 from yikatong.workflow.models import Action, Publicity, Step
 from yikatong.workflow.road import road_for
 
-PASSWORD = "ykt-demo-2026"
+from .conftest import login
+
 SPECIAL = "ZS017"  # 计划生育特别扶助: monthly, not publicised (村评 -> 镇审)
 FARMLAND = "ZS001"  # 耕地地力保护补贴: yearly, publicised
 WEDNESDAY = date(2026, 12, 2)  # in Beijing; UTC is still Tuesday before 08:00
@@ -86,20 +86,6 @@ def test_the_electronic_eye_reminds_and_escalates_by_the_beijing_date(db, users,
 
 
 # ---------------------------------------------------------------- what people see
-
-
-@pytest.fixture
-def web(city, clock):
-    from yikatong.web.app import create_app
-
-    with TestClient(create_app(clock=clock)) as client:
-        yield client
-
-
-def login(web, username: str) -> dict[str, str]:
-    r = web.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def committed_claim(users, claimant, now: datetime) -> tuple[int, str, date]:

