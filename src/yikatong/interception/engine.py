@@ -1,12 +1,13 @@
 """Run rules set-based in DuckDB over a snapshot: each rule is one query over all applications at
 once, never a loop over applications in Python.
 
-A rule's SELECT is wrapped so that every rule, built-in or written by a supervisor, yields the same
-shape: one row per application it hits, with the evidence (several facts joined by "；") and the
-amount at stake, restricted to the items the rule applies to (and to the focus set, if any) — and the
-fact key: the rule's `fact_key` values for that application (sorted, distinct, joined by "|"; the
-rule's code when the rule returns none), which names the facts without their wording. Flags are
-deduplicated on it (interception.screening), so rewording a rule never raises a flag again."""
+Each rule's own SELECT runs as it is written and its rows are kept in one table; one query then
+shapes them, so that every rule, built-in or written by a supervisor, yields the same: one row per
+rule and application hit, with the evidence (several facts joined by "；") and the amount at stake,
+restricted to the items the rule applies to (and to the focus set, if any) — and the fact key: the
+rule's `fact_key` values for that application (sorted, distinct, joined by "|"; the rule's code when
+the rule returns none), which names the facts without their wording. Flags are deduplicated on it
+(interception.screening), so rewording a rule never raises a flag again."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from yikatong.core.errors import Invalid
 from yikatong.core.settings import get_settings
@@ -35,70 +37,129 @@ class RuleResult:
     error: str | None = None
 
 
-def _output_columns(snapshot: Snapshot, spec: RuleSpec) -> list[str]:
-    cursor = snapshot.con.execute(f"SELECT * FROM ({spec.sql}) AS rule_output LIMIT 0", spec.params or None)
-    columns = [d[0] for d in cursor.description]
-    cursor.fetchall()
-    return columns
+_COLUMNS_CACHE: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
 
-def wrapped_sql(spec: RuleSpec, columns: Sequence[str], focused: bool) -> str:
+def output_columns(snapshot: Snapshot, spec: RuleSpec) -> list[str]:
+    """The columns a rule's SELECT returns (they depend on its SQL only, so they are asked once)."""
+    key = (spec.sql, tuple(sorted(spec.params)))
+    if key not in _COLUMNS_CACHE:
+        cursor = snapshot.con.execute(f"SELECT * FROM ({spec.sql}) AS rule_output LIMIT 0", spec.params or None)
+        columns = [d[0] for d in cursor.description]
+        cursor.fetchall()
+        if len(_COLUMNS_CACHE) > 500:
+            _COLUMNS_CACHE.clear()
+        _COLUMNS_CACHE[key] = columns
+    return _COLUMNS_CACHE[key]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def collect_sql(spec: RuleSpec, columns: Sequence[str]) -> str:
+    """INSERT the rule's own result, as it is, into rule_output: materialized before anything joins
+    or groups it, so the optimizer cannot fold the grouping into the rule's joins (on a dense city
+    that turned a one-second rule into tens of gigabytes of spilled intermediate rows)."""
     missing = [c for c in ("application_id", "evidence") if c not in columns]
     if missing:
         raise Invalid(f"规则{spec.code}的查询结果缺少必需的列：{'、'.join(missing)}")
-    amount = "h.amount_fen" if "amount_fen" in columns else "NULL"
-    focus = " AND a.application_id IN (SELECT application_id FROM focus)" if focused else ""
-    code = spec.code.replace("'", "''")
+    amount = "CAST(h.amount_fen AS BIGINT)" if "amount_fen" in columns else "NULL"
     # no fact_key column: the rule's code alone, so one flag per application and rule
-    fact = f"COALESCE(CAST(h.fact_key AS VARCHAR), '{code}')" if "fact_key" in columns else f"'{code}'"
+    fact = (f"COALESCE(CAST(h.fact_key AS VARCHAR), {_quote(spec.code)})" if "fact_key" in columns
+            else _quote(spec.code))
     return f"""
-WITH hits AS (
-  SELECT CAST(h.application_id AS BIGINT) AS application_id,
-         CAST(h.evidence AS VARCHAR) AS evidence,
-         {fact} AS fact_key,
-         CAST(COALESCE({amount}, a.amount_fen) AS BIGINT) AS amount_fen
-  FROM ({spec.sql}) AS h
-  JOIN applications a ON a.application_id = CAST(h.application_id AS BIGINT)
+INSERT INTO rule_output
+SELECT {_quote(spec.code)}, CAST(h.application_id AS BIGINT), CAST(h.evidence AS VARCHAR), {fact}, {amount}
+FROM ({spec.sql}) AS h"""
+
+
+def grouped_sql(specs: Sequence[RuleSpec], focused: bool) -> str:
+    """One row per rule and application hit: restricted to the items each rule applies to, the
+    evidence joined by "；", the fact keys sorted and joined by "|", the largest amount at stake.
+
+    For a focus set (claims just entered, a batch at the gate) an application outside the focus is
+    kept too when one of its facts names a focus application ("application:<id>"): the claim a new
+    one conflicts with is flagged in the same screening. It is kept with all its facts for that rule,
+    so its flag is the one a city run would raise."""
+    scope = " ".join(f"WHEN {_quote(spec.code)} THEN {spec.items.sql_condition('i')}" for spec in specs)
+    kept = "scoped"
+    if focused:
+        kept = """(
+  SELECT s.* FROM scoped s
+  WHERE s.application_id IN (SELECT application_id FROM focus)
+     OR EXISTS (SELECT 1 FROM scoped t
+                WHERE t.rule_code = s.rule_code AND t.application_id = s.application_id
+                  AND t.fact_key IN (SELECT 'application:' || application_id FROM focus))
+)"""
+    return f"""
+WITH scoped AS (
+  SELECT h.rule_code, h.application_id, h.evidence, h.fact_key, COALESCE(h.amount_fen, a.amount_fen) AS amount_fen
+  FROM rule_output h
+  JOIN applications a ON a.application_id = h.application_id
   JOIN items i ON i.item_code = a.item_code
-  WHERE h.evidence IS NOT NULL AND {spec.items.sql_condition('i')}{focus}
-), one_per_application AS (
-  SELECT application_id,
+  WHERE h.evidence IS NOT NULL AND CASE h.rule_code {scope or 'WHEN NULL THEN FALSE'} ELSE FALSE END
+), grouped AS (
+  SELECT rule_code, application_id,
          left(string_agg(DISTINCT evidence, '；' ORDER BY evidence), {EVIDENCE_MAX}) AS evidence,
          string_agg(DISTINCT fact_key, '|' ORDER BY fact_key) AS facts,
          max(amount_fen) AS amount_fen
-  FROM hits GROUP BY application_id
+  FROM {kept} AS k GROUP BY rule_code, application_id
 )
-SELECT '{code}' AS rule_code, application_id, evidence, left(sha256(evidence), 32) AS evidence_key,
+SELECT rule_code, application_id, evidence, left(sha256(evidence), 32) AS evidence_key,
        CASE WHEN length(facts) <= {FACT_KEY_MAX} THEN facts ELSE 'sha256:' || left(sha256(facts), 56) END AS fact_key,
        amount_fen
-FROM one_per_application"""
+FROM grouped"""
+
+
+def _failure(spec: RuleSpec, error: Exception, seconds: float) -> str:
+    limited = limit_message(error, seconds)
+    return (error.message if isinstance(error, Invalid) else f"规则{spec.code}：{limited}" if limited
+            else f"规则{spec.code}执行出错：{error}")
 
 
 def run_rule(snapshot: Snapshot, spec: RuleSpec) -> RuleResult:
-    """One rule over the snapshot. Errors in the rule's SQL are returned, not raised, so one broken
-    rule does not stop the others (the run records it)."""
-    started = time.perf_counter()
-    seconds = get_settings().rule_timeout_seconds
-    try:
-        with time_limit(snapshot.con, seconds):  # the memory and temporary-disk ceilings are the connection's
-            sql = wrapped_sql(spec, _output_columns(snapshot, spec), snapshot.focus is not None)
-            table = snapshot.con.sql(sql, params=spec.params or None).to_arrow_table().cast(HIT_SCHEMA)
-        return RuleResult(spec.code, table, time.perf_counter() - started)
-    except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
-        limited = limit_message(e, seconds)
-        message = (e.message if isinstance(e, Invalid) else f"规则{spec.code}：{limited}" if limited
-                   else f"规则{spec.code}执行出错：{e}")
-        return RuleResult(spec.code, HIT_SCHEMA.empty_table(), time.perf_counter() - started, message)
+    return run_rules(snapshot, [spec])[0]
 
 
 def run_rules(snapshot: Snapshot, specs: Sequence[RuleSpec],
               progress: Callable[[str, int, int], None] | None = None) -> list[RuleResult]:
-    results = []
+    """Every rule's own result into one table, rule by rule (an error in one rule's SQL, or a rule
+    stopped by a limit, is returned with its result, not raised, so one broken rule does not stop
+    the others), then one query groups them all per rule and application."""
+    con = snapshot.con
+    limit = get_settings().rule_timeout_seconds
+    con.execute("CREATE OR REPLACE TEMP TABLE rule_output (rule_code VARCHAR, application_id BIGINT, "
+                "evidence VARCHAR, fact_key VARCHAR, amount_fen BIGINT)").fetchall()
+    seconds: dict[str, float] = {}
+    errors: dict[str, str] = {}
     for done, spec in enumerate(specs, 1):
-        results.append(run_rule(snapshot, spec))
+        started = time.perf_counter()
+        try:
+            with time_limit(con, limit):  # the memory and temporary-disk ceilings are the connection's
+                con.execute(collect_sql(spec, output_columns(snapshot, spec)), spec.params or None).fetchall()
+        except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
+            errors[spec.code] = _failure(spec, e, limit)
+            con.execute("DELETE FROM rule_output WHERE rule_code = ?", [spec.code]).fetchall()
+        seconds[spec.code] = time.perf_counter() - started
         if progress:
             progress(f"规则 {spec.code}", done, len(specs))
-    return results
+    ran = [spec for spec in specs if spec.code not in errors]
+    started = time.perf_counter()
+    try:
+        with time_limit(con, limit):
+            hits = con.sql(grouped_sql(ran, snapshot.focus is not None)).to_arrow_table().cast(HIT_SCHEMA)
+    except Exception as e:  # noqa: BLE001 - grouping stopped by a limit: no rule's hits can be trusted
+        message = limit_message(e, limit) or str(e)
+        return [RuleResult(spec.code, HIT_SCHEMA.empty_table(), seconds[spec.code],
+                           errors.get(spec.code, f"规则{spec.code}：{message}")) for spec in specs]
+    finally:
+        con.execute("DROP TABLE IF EXISTS rule_output").fetchall()
+    share = (time.perf_counter() - started) / max(len(ran), 1)  # the grouping, spread over the rules
+    by_rule = hits.column("rule_code")
+    return [RuleResult(spec.code, hits.filter(pc.equal(by_rule, spec.code)) if spec.code not in errors
+                       else HIT_SCHEMA.empty_table(), seconds[spec.code] + share, errors.get(spec.code))
+            for spec in specs]
 
 
 def combined_hits(results: Sequence[RuleResult]) -> pa.Table:

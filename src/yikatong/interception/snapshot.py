@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import duckdb
@@ -25,22 +26,25 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from yikatong.catalog.service import standard_book
 from yikatong.core.settings import get_settings
 from yikatong.interception.tables import PLATFORM_TABLES, RULE_TABLES
+from yikatong.sharing import lookup
 from yikatong.sharing.datasets import BY_CODE
 from yikatong.sharing.models import SharedSnapshot
 from yikatong.sharing.store import snapshot_path
 
 CHUNK = 900
-# Shared data sets whose coverage rules read (ID_NOT_IN_HUKOU flags only counties the hukou delivery
-# covers): a focus snapshot keeps one row per county of these besides the rows of its people.
-COVERAGE = {"hukou": "left(region_code, 6)"}
+# A focus with more people and cards than this (a department list) reads the shared data sets in one
+# set-based pass over their Parquet files instead of looking each key up.
+LOOKUP_MAX = 20_000
 Progress = Callable[[str, int, int], None]
 
 # How each platform table is read. Text and date columns that may be NULL are read as text with ''
 # for NULL: ADBC's SQLite driver guesses a column's type from its first rows, and a NULL there would
 # make it expect integers. The DuckDB side turns '' back into NULL and casts every column.
-_LIVE = "status IN ('办理中', '已通过', '待支付')"
+LIVE = ("办理中", "已通过", "待支付")
+_LIVE = f"status IN {LIVE}"
 EXPORTS: dict[str, str] = {
     "applications": (
         "SELECT id AS application_id, number, item_code, person_id, household_id, region_code, period, "
@@ -89,9 +93,11 @@ class Snapshot:
     focus: tuple[int, ...] | None  # None: the whole city
     shared: dict[str, list[int]] = field(default_factory=dict)  # data set -> snapshot ids in use
     counts: dict[str, int] = field(default_factory=dict)  # table -> rows
+    kept: bool = False  # on this thread's kept focus connection (see _kept_focus_connection)
 
     def close(self) -> None:
-        self.con.close()
+        if not self.kept:
+            self.con.close()
 
 
 def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -327,15 +333,23 @@ def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, th
 
 
 def _rows_in(session: Session, sql: str, column: str, keys: Iterable[Any]) -> list[dict[str, Any]]:
+    """Rows of `sql` (one table, no WHERE) whose `column` is one of `keys`: one IN (...) per chunk, on
+    the column alone, so the planner can only take that column's index — with a second condition
+    (say on status) SQLite may prefer that condition's index and walk every live claim per chunk."""
     keys = sorted({k for k in keys if k is not None})
     rows: list[dict[str, Any]] = []
     for start in range(0, len(keys), CHUNK):
         part = keys[start:start + CHUNK]
         marks = ", ".join(f":k{i}" for i in range(len(part)))
-        glue = " AND " if " WHERE " in sql else " WHERE "
-        result = session.execute(text(f"{sql}{glue}{column} IN ({marks})"), {f"k{i}": k for i, k in enumerate(part)})
+        result = session.execute(text(f"{sql} WHERE {column} IN ({marks})"), {f"k{i}": k for i, k in enumerate(part)})
         rows.extend(dict(r._mapping) for r in result)
     return rows
+
+
+def _live_rows(session: Session, column: str, keys: Iterable[Any]) -> list[dict[str, Any]]:
+    """Live applications by an indexed column (id, person_id or household_id); the status is checked
+    here, not in SQL (see _rows_in)."""
+    return [r for r in _rows_in(session, EXPORTS["applications"], column, keys) if r["status"] in LIVE]
 
 
 def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
@@ -345,21 +359,25 @@ def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
                                   for k, v in row.items()} for row in rows])
 
 
-def focus_snapshot(session: Session, application_ids: Sequence[int],
-                   shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None) -> Snapshot:
-    """The applications in `application_ids` and everything a rule may compare them with, read
-    through `session` (so uncommitted claims count)."""
-    con = connect_duckdb(threads)
-    snap = Snapshot(con, tuple(sorted(set(application_ids))))
-    live_apps = f"SELECT * FROM ({EXPORTS['applications']}) x WHERE {_LIVE}"
-    targets = _rows_in(session, live_apps, "application_id", snap.focus)
+def focus_rows(session: Session, focus: Sequence[int]) -> dict[str, list[dict[str, Any]]]:
+    """The platform rows of a focus set, read through `session` by primary or indexed keys only: the
+    applications themselves; every live claim of their claimants and of their households (and of the
+    other households those claims name), so a rule comparing claims sees both sides and a claim this
+    one conflicts with is judged on all of its own; the people on those claims and in those
+    households, their cards and every card sharing an account with the claimants'; proxies; the
+    catalogue."""
+    targets = _live_rows(session, "id", focus)
     persons0 = {r["person_id"] for r in targets}
     person_rows0 = _rows_in(session, EXPORTS["persons"], "id", persons0)
     households = {r["household_id"] for r in targets} | {r["household_id"] for r in person_rows0}
     apps = {r["application_id"]: r for r in targets}
-    for r in _rows_in(session, live_apps, "person_id", persons0) + _rows_in(session, live_apps, "household_id",
-                                                                            households):
+    for r in _live_rows(session, "person_id", persons0) + _live_rows(session, "household_id", households):
         apps[r["application_id"]] = r
+    more = {r["household_id"] for r in apps.values()} - households
+    if more:  # a claimant's claim filed under another household: that household's claims too
+        households |= more
+        for r in _live_rows(session, "household_id", more):
+            apps[r["application_id"]] = r
     cards0 = _rows_in(session, EXPORTS["cards"], "person_id", persons0)
     cards = {r["card_number"]: r for r in cards0}
     for r in _rows_in(session, EXPORTS["cards"], "bank_account_hash", {c["account_hash"] for c in cards0}):
@@ -372,7 +390,7 @@ def focus_snapshot(session: Session, application_ids: Sequence[int],
     households |= {r["household_id"] for r in persons.values()}
     for r in _rows_in(session, EXPORTS["cards"], "person_id", set(persons) - persons0):
         cards[r["card_number"]] = r
-    tables = {
+    return {
         "applications": list(apps.values()),
         "persons": list(persons.values()),
         "households": _rows_in(session, EXPORTS["households"], "id", households),
@@ -382,12 +400,117 @@ def focus_snapshot(session: Session, application_ids: Sequence[int],
         "item_standards": [dict(r._mapping) for r in session.execute(text(EXPORTS["item_standards"]))],
         "item_exclusions": [dict(r._mapping) for r in session.execute(text(EXPORTS["item_exclusions"]))],
     }
+
+
+def focus_snapshot(session: Session, application_ids: Sequence[int],
+                   shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None) -> Snapshot:
+    """The applications in `application_ids` and everything a rule may compare them with, read
+    through `session` (so uncommitted claims count). A claim or a few (the counter, an API
+    submission, a batch at the gate) are looked up by key and screened on this thread's kept DuckDB;
+    a department list of thousands reads the shared data sets in one pass on a DuckDB of its own."""
+    focus = tuple(sorted(set(application_ids)))
+    tables = focus_rows(session, focus)
+    _price_in_python(session, tables)
+    keys = {"id_hash": {r["id_hash"] for r in tables["persons"]}
+            | {r["holder_id_hash"] for r in tables["proxy_holdings"]},
+            "card_number": {r["card_number"] for r in tables["cards"]}}
+    small = sum(len(v) for v in keys.values()) <= LOOKUP_MAX and threads is None
+    snap = Snapshot(_kept_focus_connection() if small else connect_duckdb(threads), focus, kept=small)
     for name, rows in tables.items():
-        snap.counts[name] = _load_platform_table(con, name, _arrow(name, rows))
-    _price_periods(con)
-    con.execute("CREATE TABLE focus AS SELECT UNNEST(?::BIGINT[]) AS application_id", [list(snap.focus)]).fetchall()
-    _attach_shared(snap, shared, cut=True)
+        _put(snap, name, _arrow(name, rows))
+    _put(snap, "focus", pa.table({"application_id": pa.array(focus, pa.int64())}))
+    if small:
+        _look_up_shared(snap, shared, keys)
+    else:
+        _attach_shared(snap, shared, cut=True)
     return snap
+
+
+def _price_in_python(session: Session, tables: dict[str, list[dict[str, Any]]]) -> None:
+    """Each focus application's period_standard_fen, priced as workflow prices a claim (the standard
+    in force on the period's first day, the county's own first; see _price_periods for a city)."""
+    book = standard_book(session, {r["item_code"] for r in tables["applications"]})
+    current = {r["item_code"]: r["standard_fen"] for r in tables["items"]}
+    for row in tables["applications"]:
+        start = date.fromisoformat(str(row["period_start"])[:10])
+        found = book.standard(row["item_code"], row["region_code"], start)
+        row["period_standard_fen"] = found if found is not None else current.get(row["item_code"])
+
+
+def _put(snap: Snapshot, name: str, raw: pa.Table) -> None:
+    """A focus table: refilled in place on the kept connection, or created on a fresh one."""
+    if snap.kept:
+        _refill(snap.con, name, raw)
+        snap.counts[name] = raw.num_rows
+    elif name == "focus":
+        snap.con.execute("CREATE TABLE focus AS SELECT UNNEST(?::BIGINT[]) AS application_id",
+                         [raw.column("application_id").to_pylist()]).fetchall()
+    else:
+        snap.counts[name] = _load_platform_table(snap.con, name, raw)
+
+
+_focus_local = threading.local()
+
+
+@dataclass
+class _KeptFocus:
+    """This thread's DuckDB for screening a few claims, kept between claims with its tables: a new
+    DuckDB and its twenty tables cost more than the rules themselves. Each table remembers what it
+    holds, so a claim rewrites only the tables whose rows differ (most shared data sets are empty for
+    most claims, and the catalogue changes seldom)."""
+
+    key: tuple
+    con: duckdb.DuckDBPyConnection
+    holds: dict[str, pa.Table | None] = field(default_factory=dict)  # table -> the rows it holds
+
+
+def _kept_focus_connection() -> duckdb.DuckDBPyConnection:
+    settings = get_settings()
+    key = (str(settings.data_dir), settings.duckdb_memory, settings.duckdb_temp_max)
+    kept: _KeptFocus | None = getattr(_focus_local, "kept", None)
+    if kept is not None and kept.key == key:
+        return kept.con
+    con = connect_duckdb(1)
+    for name, table in RULE_TABLES.items():
+        con.execute(f"CREATE TABLE {name} ({', '.join(f'{c.name} {c.type}' for c in table.columns)})").fetchall()
+    con.execute("CREATE TABLE focus (application_id BIGINT)").fetchall()
+    if kept is not None:
+        kept.con.close()
+    _focus_local.kept = _KeptFocus(key, con, dict.fromkeys((*RULE_TABLES, "focus")))  # all empty
+    return con
+
+
+def _refill(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Table) -> None:
+    kept: _KeptFocus = _focus_local.kept
+    held = kept.holds.get(name)
+    if (held is None and name in kept.holds and not raw.num_rows) or (held is not None and held.equals(raw)):
+        return
+    kept.holds.pop(name, None)  # unknown until the refill succeeds
+    con.execute(f"DELETE FROM {name}").fetchall()
+    if raw.num_rows:
+        con.register("raw_rows", raw)
+        columns = ("application_id" if name == "focus"
+                   else ", ".join(_cast(name, c.name, c.type) for c in RULE_TABLES[name].columns))
+        con.execute(f"INSERT INTO {name} SELECT {columns} FROM raw_rows").fetchall()
+        con.unregister("raw_rows")
+    kept.holds[name] = raw if raw.num_rows else None
+
+
+def _look_up_shared(snap: Snapshot, shared: dict[str, list[SharedSnapshot]], keys: dict[str, set[str]]) -> None:
+    """One table per shared data set holding only the rows of the snapshot's people and cards (and
+    the coverage rows), found through each delivery's indexed look-up file."""
+    for table in RULE_TABLES.values():
+        if not table.shared:
+            continue
+        dataset = BY_CODE[table.name]
+        snaps = shared.get(table.name, [])
+        snap.shared[table.name] = [s.id for s in snaps]
+        wanted = {c: keys["card_number"] if c == "card_number" else keys["id_hash"] for c in dataset.lookup_keys}
+        stored = dataset.stored_columns
+        rows = [(*row, s.id) for s in snaps for row in lookup.find_rows(dataset, snapshot_path(s), wanted)]
+        raw = (pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate((*stored, "snapshot_id"))})
+               if rows else _empty_arrow(table.name))
+        _put(snap, table.name, raw)
 
 
 def _attach_shared(snap: Snapshot, shared: dict[str, list[SharedSnapshot]], *, cut: bool = False,
@@ -416,10 +539,12 @@ def _attach_shared(snap: Snapshot, shared: dict[str, list[SharedSnapshot]], *, c
             if "card_number" in table.column_names:
                 conditions.append("card_number IN (SELECT card_number FROM cards)")
             cut_sql = f"SELECT * FROM ({source}) s WHERE {' OR '.join(conditions)}"
-            if table.name in COVERAGE:
-                # plus one row per county, so a rule still sees which counties the delivery covers
+            dataset = BY_CODE[table.name]
+            if dataset.coverage:
+                # plus one row per area (county), so a rule still sees which areas the delivery covers
+                area = f"left({dataset.coverage[0]}, {dataset.coverage[1]})"
                 cut_sql += (f" UNION SELECT * FROM ({source}) s QUALIFY row_number() OVER "
-                            f"(PARTITION BY {COVERAGE[table.name]} ORDER BY id_hash) = 1")
+                            f"(PARTITION BY {area} ORDER BY {dataset.sort_key}) = 1")
             con.execute(f"CREATE TABLE {table.name} AS {cut_sql}").fetchall()
             snap.counts[table.name] = count_rows(con, table.name)
         else:

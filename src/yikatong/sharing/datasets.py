@@ -64,6 +64,9 @@ class Dataset:
     summary: str  # one line, Chinese
     fields: tuple[Field, ...]
     sort_key: str = "id_hash"  # stored files are sorted by it, so point look-ups skip row groups
+    # (column, prefix length): rows whose presence says which areas a delivery covers (hukou: the
+    # counties it covers). Screening one claim keeps one row per such area beside the claim's people.
+    coverage: tuple[str, int] | None = None
 
     def field(self, key: str) -> Field:
         return next(f for f in self.fields if f.key == key)
@@ -71,6 +74,11 @@ class Dataset:
     @property
     def stored_columns(self) -> tuple[str, ...]:
         return tuple(c for f in self.fields for c in f.stored)
+
+    @property
+    def lookup_keys(self) -> tuple[str, ...]:
+        """The columns rules join a delivery on: every keyed ID hash, and the card number."""
+        return tuple(c for c in self.stored_columns if c.endswith("_hash") or c == "card_number")
 
 
 def _id(key: str = "id", header: str = "身份证号码", alias: str = "id_number", required: bool = True,
@@ -95,7 +103,7 @@ DATASETS: tuple[Dataset, ...] = (
         Field("status", "户籍状态", "status", Kind.CHOICE, True, "正常、迁出或注销", choices=HUKOU_STATUSES),
         Field("moved_in_on", "迁入日期", "moved_in_on", Kind.DATE, False, "迁入本户籍地的日期"),
         Field("moved_out_on", "迁出日期", "moved_out_on", Kind.DATE, False, "迁出或注销的日期"),
-    )),
+    ), coverage=("region_code", 6)),
     Dataset("deaths", "死亡人员", "市公安局、市卫健委、市民政局", "死亡登记与火化信息", (
         _id(), _name(),
         Field("death_date", "死亡日期", "death_date", Kind.DATE, True, "死亡日期"),

@@ -1,6 +1,7 @@
 """Where shared data snapshots are kept: one immutable Parquet file per delivery under
-YKT_DATA_DIR/sharing/<dataset>/, sorted by the data set's key (so DuckDB skips row groups on point
-look-ups), and a `shared_snapshots` row with the provenance."""
+YKT_DATA_DIR/sharing/<dataset>/, sorted by the data set's key (read whole by the city run), its
+indexed look-up file beside it (sharing.lookup: screening one claim reads only its people's rows),
+and a `shared_snapshots` row with the provenance."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from yikatong.core.errors import Invalid
 from yikatong.core.settings import get_settings
 from yikatong.security.models import User
+from yikatong.sharing import lookup
 from yikatong.sharing.datasets import BY_CODE, Dataset
 from yikatong.sharing.models import SharedSnapshot
 
@@ -56,6 +58,7 @@ def save_snapshot(session: Session, dataset_code: str, table: pa.Table, *, agenc
     temporary = target.with_suffix(".tmp")
     pq.write_table(table, temporary, row_group_size=ROW_GROUP, compression="zstd")
     os.replace(temporary, target)
+    lookup.write_lookup(dataset, table, target)  # the rows again, indexed for screening one claim
     snapshot = SharedSnapshot(dataset=dataset.code, agency=agency.strip()[:60], as_of=as_of, filename=filename[:200],
                               file_sha256=file_sha256, file_format=file_format, rows=table.num_rows,
                               path=relative.as_posix(), imported_at=now, imported_by=actor.id if actor else None,
