@@ -1,5 +1,6 @@
 """`ykt sharing`: load a delivery of a shared data set (信息归集), list the data sets and what is in
-force, show a data set's delivery history, write an empty template, describe the columns."""
+force, index older deliveries for look-ups, show a data set's delivery history, write an empty
+template, describe the columns."""
 
 from __future__ import annotations
 
@@ -160,6 +161,23 @@ def register(app: typer.Typer) -> None:
                           str(len(view.current)), f"{latest.as_of:%Y-%m-%d}" if latest else "—",
                           latest.agency if latest else "尚未交付")
         Console().print(table)
+
+    @sharing.command(
+        "index",
+        help=(
+            "Build the look-up index of every delivery in force that has none yet (deliveries stored by "
+            "an older version). Screening a claim looks up its people's rows there instead of reading "
+            "whole data sets; a delivery without one gets it on first use, which makes that claim slow. "
+            "New deliveries are indexed when they are stored."),
+    )
+    def index_command() -> None:
+        from yikatong.core.db import new_session
+        from yikatong.core.progress import progress_bar
+        from yikatong.sharing.store import index_deliveries
+
+        with new_session() as session, progress_bar() as on_progress:
+            built = index_deliveries(session, on_progress)
+        typer.echo(f"已为{built}份在用数据建立检索索引。" if built else "在用数据均已建立检索索引。")
 
     @sharing.command(
         "history",

@@ -85,3 +85,16 @@ def snapshot_path(snapshot: SharedSnapshot) -> Path:
 
 def read_snapshot(snapshot: SharedSnapshot) -> pa.Table:
     return pq.read_table(snapshot_path(snapshot))
+
+
+def index_deliveries(session: Session, progress=None) -> int:
+    """Build the look-up file of every delivery in force that has none (stored before look-up files
+    existed); screening would otherwise build each on first use. Returns how many were built."""
+    missing = [s for snaps in current_snapshots(session).values() for s in snaps
+               if not lookup.lookup_path(snapshot_path(s)).exists()]
+    for done, snap in enumerate(missing, 1):
+        lookup.ensure_lookup(BY_CODE[snap.dataset], snapshot_path(snap))
+        if progress:
+            progress("建立检索索引", done, len(missing))
+    return len(missing)
+
