@@ -124,42 +124,58 @@ def run_rule(snapshot: Snapshot, spec: RuleSpec) -> RuleResult:
 
 def run_rules(snapshot: Snapshot, specs: Sequence[RuleSpec],
               progress: Callable[[str, int, int], None] | None = None) -> list[RuleResult]:
-    """Every rule's own result into one table, rule by rule (an error in one rule's SQL, or a rule
-    stopped by a limit, is returned with its result, not raised, so one broken rule does not stop
-    the others), then one query groups them all per rule and application."""
+    """Each rule's own result is written to a table first, then grouped per rule and application. Over
+    the whole city each rule is grouped on its own (memory and spill stay those of one rule); for a
+    focus set (a few claims: rows by the dozen) one query groups every rule at once, since a query
+    costs more than its rows. An error in one rule's SQL, or a rule stopped by a limit, is returned
+    with its result, not raised, so one broken rule does not stop the others."""
     con = snapshot.con
     limit = get_settings().rule_timeout_seconds
+    each = snapshot.focus is None
     con.execute("CREATE OR REPLACE TEMP TABLE rule_output (rule_code VARCHAR, application_id BIGINT, "
                 "evidence VARCHAR, fact_key VARCHAR, amount_fen BIGINT)").fetchall()
     seconds: dict[str, float] = {}
     errors: dict[str, str] = {}
-    for done, spec in enumerate(specs, 1):
-        started = time.perf_counter()
-        try:
-            with time_limit(con, limit):  # the memory and temporary-disk ceilings are the connection's
-                con.execute(collect_sql(spec, output_columns(snapshot, spec)), spec.params or None).fetchall()
-        except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
-            errors[spec.code] = _failure(spec, e, limit)
-            con.execute("DELETE FROM rule_output WHERE rule_code = ?", [spec.code]).fetchall()
-        seconds[spec.code] = time.perf_counter() - started
-        if progress:
-            progress(f"规则 {spec.code}", done, len(specs))
-    ran = [spec for spec in specs if spec.code not in errors]
-    started = time.perf_counter()
+    hits: dict[str, pa.Table] = {}
     try:
-        with time_limit(con, limit):
-            hits = con.sql(grouped_sql(ran, snapshot.focus is not None)).to_arrow_table().cast(HIT_SCHEMA)
-    except Exception as e:  # noqa: BLE001 - grouping stopped by a limit: no rule's hits can be trusted
-        message = limit_message(e, limit) or str(e)
-        return [RuleResult(spec.code, HIT_SCHEMA.empty_table(), seconds[spec.code],
-                           errors.get(spec.code, f"规则{spec.code}：{message}")) for spec in specs]
+        for done, spec in enumerate(specs, 1):
+            started = time.perf_counter()
+            try:
+                with time_limit(con, limit):  # the memory and temporary-disk ceilings are the connection's
+                    con.execute(collect_sql(spec, output_columns(snapshot, spec)), spec.params or None).fetchall()
+                    if each:
+                        hits[spec.code] = _grouped(con, [spec], False)
+            except Exception as e:  # noqa: BLE001 - DuckDB raises several kinds; the message is what matters
+                errors[spec.code] = _failure(spec, e, limit)
+            if each or spec.code in errors:
+                con.execute("DELETE FROM rule_output" if each else "DELETE FROM rule_output WHERE rule_code = ?",
+                            None if each else [spec.code]).fetchall()
+            seconds[spec.code] = time.perf_counter() - started
+            if progress:
+                progress(f"规则 {spec.code}", done, len(specs))
+        if not each:
+            ran = [spec for spec in specs if spec.code not in errors]
+            started = time.perf_counter()
+            try:
+                with time_limit(con, limit):
+                    together = _grouped(con, ran, True)
+            except Exception as e:  # noqa: BLE001 - grouping stopped by a limit: no rule's hits can be trusted
+                message = limit_message(e, limit) or str(e)
+                errors.update({spec.code: f"规则{spec.code}：{message}" for spec in ran})
+                together = HIT_SCHEMA.empty_table()
+            share = (time.perf_counter() - started) / max(len(ran), 1)  # the grouping, spread over the rules
+            by_rule = together.column("rule_code")
+            for spec in ran:
+                hits[spec.code] = together.filter(pc.equal(by_rule, spec.code))
+                seconds[spec.code] += share
     finally:
         con.execute("DROP TABLE IF EXISTS rule_output").fetchall()
-    share = (time.perf_counter() - started) / max(len(ran), 1)  # the grouping, spread over the rules
-    by_rule = hits.column("rule_code")
-    return [RuleResult(spec.code, hits.filter(pc.equal(by_rule, spec.code)) if spec.code not in errors
-                       else HIT_SCHEMA.empty_table(), seconds[spec.code] + share, errors.get(spec.code))
-            for spec in specs]
+    return [RuleResult(spec.code, HIT_SCHEMA.empty_table() if spec.code in errors else hits[spec.code],
+                       seconds[spec.code], errors.get(spec.code)) for spec in specs]
+
+
+def _grouped(con, specs: Sequence[RuleSpec], focused: bool) -> pa.Table:
+    return con.sql(grouped_sql(specs, focused)).to_arrow_table().cast(HIT_SCHEMA)
 
 
 def combined_hits(results: Sequence[RuleResult]) -> pa.Table:
