@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-job-counter bench-load clean
+.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-job-counter bench-counter bench-load clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -55,6 +55,11 @@ bench-rules: install
 # The city run queued as a job (run by `ykt jobs run-once`) while a village clerk enters 20 claims at the
 # counter of `ykt serve` (p95 target 1 s); reads a city already built, LEAVES the 25 claims it enters:
 # YKT_DATABASE_URL=sqlite:////tmp/s1/s1.db YKT_DATA_DIR=/tmp/s1/data make bench-job-counter
+# one claim at a time at the counter and through the API, on a city already built:
+# YKT_DATABASE_URL=sqlite:////tmp/s1/s1.db YKT_DATA_DIR=/tmp/s1/data make bench-counter
+bench-counter: install
+	$(BIN)/python benchmarks/counter.py --claims 50
+
 bench-job-counter: install
 	$(BIN)/python benchmarks/job_and_counter.py --claims 20 --timeout $(or $(BENCH_TIMEOUT),1800)
 

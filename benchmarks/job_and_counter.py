@@ -222,9 +222,10 @@ def explain(clerk_name: str, claim: dict, runs: int = 3) -> None:
     """Where one counter claim's time goes, in this process with no job running: the claim entered as
     the page does (service.accept), then the pieces of its screening (screening.screen): the built-in
     rules' sync, the focus snapshot (the claim's person, household, cards and their live claims read
-    from the database, the shared data sets' Parquet files cut to those people), the 20 rules in
-    DuckDB. Rolled back each time; the best of `runs`. The snapshot's helpers are wrapped with
-    timers while it runs (this process only)."""
+    from the database by indexed keys, the shared data sets' rows of those people looked up in each
+    delivery's look-up file), the 20 rules in DuckDB. Rolled back each time; the best of `runs`. The
+    snapshot's helpers are wrapped with timers while it runs (this process only; the shared rows'
+    time includes their _put)."""
     from yikatong.interception import snapshot as snapshot_module
 
     spent: dict[str, float] = {}
@@ -238,10 +239,10 @@ def explain(clerk_name: str, claim: dict, runs: int = 3) -> None:
                 spent[name] = spent.get(name, 0.0) + time.perf_counter() - t
         return wrapper
 
-    originals = {name: getattr(snapshot_module, name) for name in ("_rows_in", "_attach_shared", "connect_duckdb")}
+    originals = {name: getattr(snapshot_module, name) for name in ("_rows_in", "_look_up_shared", "_put")}
     labels = {"_rows_in": "  of which: platform rows read from the database (_rows_in)",
-              "_attach_shared": "  of which: shared data sets from Parquet, cut (_attach_shared)",
-              "connect_duckdb": "  of which: a new DuckDB connection"}
+              "_look_up_shared": "  of which: shared data sets, looked up by key (_look_up_shared)",
+              "_put": "  of which: rows into this thread's DuckDB tables (_put)"}
     for name, fn in originals.items():
         setattr(snapshot_module, name, timed(labels[name], fn))
 
