@@ -61,19 +61,29 @@ def scratch_city(database: str, scale: float, seed: int, tmp: Path) -> tuple[str
     return url, drop
 
 
-def pick_claimants(n: int, region: str = "511000000000") -> list[tuple[str, str]]:
-    """(clear ID number, name) of n residents of `region`, in id order."""
-    from sqlalchemy import select
+def pick_claimants(n: int, region: str = "511000000000", free_of: tuple[str, str] | None = None
+                   ) -> list[tuple[str, str]]:
+    """(clear ID number, name) of n residents of `region`, in id order; with `free_of` (month, year),
+    only residents with no live ZS007 claim for the month and no live ZS014 claim for the year (in a
+    city that already has claims: the list must not collide, or it is refused whole)."""
+    from sqlalchemy import and_, exists, or_, select
 
     from yikatong.core import crypto
     from yikatong.core.db import new_session
     from yikatong.core.protect import reveal
     from yikatong.registry.models import Person
     from yikatong.security.scope import within
+    from yikatong.workflow.models import LIVE_STATUSES, Application
 
+    query = select(Person.id_number_enc, Person.name).where(within(Person.region_code, region))
+    if free_of:
+        month, year = free_of
+        query = query.where(~exists().where(
+            Application.person_id == Person.id, Application.status.in_(LIVE_STATUSES),
+            or_(and_(Application.item_code == "ZS007", Application.period == month),
+                and_(Application.item_code == "ZS014", Application.period == year))))
     with new_session() as s:
-        rows = s.execute(select(Person.id_number_enc, Person.name).where(within(Person.region_code, region))
-                         .order_by(Person.id).limit(n)).all()
+        rows = s.execute(query.order_by(Person.id).limit(n)).all()
     if len(rows) < n:
         raise SystemExit(f"the city has only {len(rows):,} residents in {region}; raise --scale")
     return [(reveal(crypto.ID_NUMBER, enc), name) for enc, name in rows]
@@ -155,7 +165,30 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--database", default="", help="a PostgreSQL server URL; default: a temporary SQLite file")
+    parser.add_argument("--existing", action="store_true",
+                        help="import one CSV list into the city of YKT_DATABASE_URL / YKT_DATA_DIR (built by "
+                             "`ykt synth`, e.g. at scale 1) instead of building a scratch city; the list's "
+                             "claims are LEFT in that database")
+    parser.add_argument("--month", default="2026-10", help="with --existing: the month of the ZS007 claims")
+    parser.add_argument("--year", default="2026", help="with --existing: the year of the ZS014 claims")
     args = parser.parse_args()
+
+    if args.existing:
+        import yikatong.models  # noqa: F401 - every mapper, before the first query
+        from yikatong.core.db import engine
+
+        tmp = Path(tempfile.mkdtemp(prefix="ykt-bench-list-"))
+        print(f"city: {engine().url.render_as_string(hide_password=True)}")
+        t = time.perf_counter()
+        people = pick_claimants(args.rows, free_of=(args.month, args.year))
+        print(f"picked {len(people):,} residents with no such claim in {time.perf_counter() - t:.1f} s")
+        path = tmp / "list.csv"
+        write_csv(list_rows(people, args.month, args.year), path)
+        load = os.getloadavg()[0]
+        run_import(path, f"csv: {args.rows:,} applications")
+        print(f"load average (1 min) {load:.2f} -> {os.getloadavg()[0]:.2f}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="ykt-bench-list-"))
     _, drop = scratch_city(args.database, args.scale, args.seed, tmp)
