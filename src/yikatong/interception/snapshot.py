@@ -12,6 +12,7 @@ Two ways to fill it:
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -450,6 +451,18 @@ def _put(snap: Snapshot, name: str, raw: pa.Table) -> None:
 
 
 _focus_local = threading.local()
+_every_kept: set[duckdb.DuckDBPyConnection] = set()  # of all threads, closed at exit (below)
+_every_kept_lock = threading.Lock()
+
+
+@atexit.register
+def _close_kept() -> None:
+    """Close every thread's kept DuckDB before the interpreter goes down: one left to be destroyed
+    with a worker thread's locals during shutdown aborts the process ("terminate called...")."""
+    with _every_kept_lock:
+        for con in _every_kept:
+            con.close()
+        _every_kept.clear()
 
 
 @dataclass
@@ -474,8 +487,11 @@ def _kept_focus_connection() -> duckdb.DuckDBPyConnection:
     for name, table in RULE_TABLES.items():
         con.execute(f"CREATE TABLE {name} ({', '.join(f'{c.name} {c.type}' for c in table.columns)})").fetchall()
     con.execute("CREATE TABLE focus (application_id BIGINT)").fetchall()
-    if kept is not None:
-        kept.con.close()
+    with _every_kept_lock:
+        if kept is not None:
+            kept.con.close()
+            _every_kept.discard(kept.con)
+        _every_kept.add(con)
     _focus_local.kept = _KeptFocus(key, con, dict.fromkeys((*RULE_TABLES, "focus")))  # all empty
     return con
 
