@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("workflow", ("yikatong.workflow.*",)),
     ("verification", ("yikatong.interception.service", "yikatong.interception.stats",
                       "yikatong.interception.authoring", "yikatong.interception.jobs")),
+    ("disbursement", ("yikatong.disbursement.*", "yikatong.disbursement.bank.*")),
     ("imports", ("yikatong.imports.*",)),
     ("synth", ("yikatong.synth.*",)),
     ("web support", ("yikatong.web.deps", "yikatong.web.templating")),
