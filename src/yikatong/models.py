@@ -2,6 +2,7 @@
 
 from yikatong.catalog import models as catalog_models  # noqa: F401
 from yikatong.core.db import Base
+from yikatong.disbursement import models as disbursement_models  # noqa: F401
 from yikatong.interception import models as interception_models  # noqa: F401
 from yikatong.jobs import models as jobs_models  # noqa: F401
 from yikatong.notify import models as notify_models  # noqa: F401
