@@ -58,6 +58,9 @@ class Perm(StrEnum):
     RULE_RUN = "rule.run"  # start a city-wide run of the rules
     RULE_MANAGE = "rule.manage"  # write, dry-run and switch on rules in SQL
     PAYMENT_GATE = "payment.gate"  # the pre-payment gate: checked applications move to 待支付
+    PAYMENT_READ = "payment.read"  # budgets (指标), payment batches and orders (accounts masked), within scope
+    BUDGET_MANAGE = "budget.manage"  # enter or import budget allocations
+    PAYMENT_MANAGE = "payment.manage"  # build payment batches and approve another user's (maker/checker)
 
 
 _BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ, Perm.APPLICATION_READ, Perm.OVERDUE_READ}
@@ -75,13 +78,14 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE,
                                                    Perm.APPLICATION_LIST, Perm.REVIEW, Perm.SHARED_READ,
                                                    Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN,
-                                                   Perm.PAYMENT_GATE}),
+                                                   Perm.PAYMENT_GATE, Perm.PAYMENT_READ, Perm.BUDGET_MANAGE,
+                                                   Perm.PAYMENT_MANAGE}),
     Role.BANK: frozenset({Perm.CATALOG_READ}),
     # Supervisors follow leads and must be able to see who exactly was paid.
     # Supervisors write the rules and read every flag and lead; they do not verify (that is the
     # department's duty) so that the checker is not the one who clears.
     Role.SUPERVISOR: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.SHARED_READ, Perm.FLAG_READ,
-                                                 Perm.RULE_RUN, Perm.RULE_MANAGE}),
+                                                 Perm.RULE_RUN, Perm.RULE_MANAGE, Perm.PAYMENT_READ}),
     Role.SYSTEM_ADMIN: frozenset({Perm.USER_MANAGE, Perm.CATALOG_READ}),
     Role.SECURITY_ADMIN: frozenset({Perm.USER_MANAGE}),
     Role.AUDIT_ADMIN: frozenset({Perm.AUDIT_READ}),
