@@ -159,10 +159,12 @@ def commit_batch(session: Session, item_code: str, year: int, batch_fen: int) ->
         raise Blocked(refusal(session, item_code, year, batch_fen) or "超出指标")
 
 
-def overview(session: Session, user: User, *, year: int | None = None,
+def overview(session: Session, user: User | None, *, year: int | None = None,
              item_code: str | None = None) -> list[BudgetLine]:
-    """Allocated, committed and spent per item and year (spent: orders the bank paid, status 成功)."""
-    require_perm(user, Perm.PAYMENT_READ)
+    """Allocated, committed and spent per item and year (spent: orders the bank paid, status 成功).
+    `user` None is the system (the command line)."""
+    if user is not None:
+        require_perm(user, Perm.PAYMENT_READ)
     query = select(BudgetYear, SubsidyItem.name).join(SubsidyItem, SubsidyItem.code == BudgetYear.item_code)
     if year is not None:
         query = query.where(BudgetYear.year == year)

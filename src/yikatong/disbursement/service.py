@@ -197,23 +197,27 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     return result
 
 
-def visible_batches(user: User):
+def visible_batches(user: User | None):
+    """The batches `user` may read: their region's subtree (None: the system, every batch)."""
+    if user is None:
+        return select(PaymentBatch)
     require_perm(user, Perm.PAYMENT_READ)
     return select(PaymentBatch).where(within(PaymentBatch.region_code, user.region_code))
 
 
-def get_batch(session: Session, user: User, batch_id: int | str) -> PaymentBatch:
+def get_batch(session: Session, user: User | None, batch_id: int | str) -> PaymentBatch:
     """A batch by id or number, inside the user's region (else 404: says nothing about others)."""
-    require_perm(user, Perm.PAYMENT_READ)
+    if user is not None:
+        require_perm(user, Perm.PAYMENT_READ)
     key = str(batch_id).strip()
     batch = session.get(PaymentBatch, int(key)) if key.isdigit() and len(key) < 12 else session.scalar(
         select(PaymentBatch).where(PaymentBatch.number == key))
-    if batch is None or not in_subtree(user.region_code, batch.region_code):
+    if batch is None or (user is not None and not in_subtree(user.region_code, batch.region_code)):
         raise NotFound("发放批次不存在或无权查看")
     return batch
 
 
-def list_batches(session: Session, user: User, *, limit: int = 200) -> list[PaymentBatch]:
+def list_batches(session: Session, user: User | None, *, limit: int = 200) -> list[PaymentBatch]:
     return list(session.scalars(visible_batches(user).order_by(PaymentBatch.id.desc()).limit(limit)))
 
 

@@ -117,9 +117,10 @@ def _print_report(out, report) -> None:
 def register(app: typer.Typer) -> None:
     import_app = typer.Typer(
         help="Load regions, departments, banks, the subsidy catalogue, households, persons and cards, and "
-             "department lists of claims (applications), from CSV or Excel (.xlsx) files. Each file is all or "
+             "department lists of claims (applications) and budget allocations (budget), from CSV or Excel (.xlsx) "
+             "files. Each file is all or "
              "nothing; formats: docs/data-formats.md. Order for a new city: regions, departments, banks, "
-             "catalogue, households, persons, cards; then applications.",
+             "catalogue, households, persons, cards; then applications and budget.",
         no_args_is_help=True,
     )
     for kind in KINDS.values():

@@ -425,6 +425,34 @@ _kind(Kind(
 ))
 
 
+def budget_year(value: str) -> int:
+    v = value.strip().removesuffix("年")
+    if not v.isdigit() or not 2000 <= int(v) <= 2099:
+        raise ValueError("年度应为2000至2099之间的四位年份，如 2026")
+    return int(v)
+
+
+_kind(Kind(
+    name="budget", label="补贴资金指标", perm=Perm.BUDGET_MANAGE, key="item_code", scoped=False,
+    summary="Budget allocations (指标) per item, year and funding level, entered by city finance.",
+    columns=(
+        Column("item_code", "项目代码", ("item_code",), True, code(20), "Code of an existing subsidy item",
+               "已有补贴项目的代码", "ZS007"),
+        Column("year", "年度", ("year", "预算年度"), True, budget_year,
+               "Budget year, 2000 to 2099 (2026 or 2026年)", "预算年度，2000至2099，如 2026", "2026"),
+        Column("funding_level", "资金级次", ("funding_level",), True, choice(FundingLevel),
+               "One of 中央, 省, 市, 县", "中央、省、市、县之一", "中央"),
+        Column("amount_yuan", "指标金额（元）", ("amount_yuan", "指标金额"), True, yuan,
+               "The allocation in yuan, non-negative, at most 2 decimals (stored as integer fen); it replaces "
+               "the amount stored for the same item, year and level",
+               "元，非负，最多两位小数；同一项目、年度、级次再次导入时以新金额为准", "1250000.00", numeric=NUM_ANY),
+        Column("note", "文件依据", ("note", "指标文号"), False, text(200),
+               "The allocation's document or a remark, at most 200 characters", "指标文号或说明，不超过200字",
+               "川财社〔2026〕12号", numeric=NUM_ANY),
+    ),
+))
+
+
 def _digits(value: str, max_len: int, what: str) -> str:
     v = value.strip()
     if not v.isdigit() or len(v) > max_len:

@@ -22,6 +22,7 @@ from yikatong.core import crypto
 from yikatong.core.clock import beijing_date
 from yikatong.core.protect import protect, search_hash
 from yikatong.imports.batch import LEVEL_ZH, Batch, Plan, Progress, Row, write_in_chunks
+from yikatong.imports.budget import plan_budget
 from yikatong.imports.claims import plan_applications
 from yikatong.registry.models import Card, CardStatus, Household, Person, Region, RegionLevel
 from yikatong.registry.service import refresh_card_flags
@@ -500,4 +501,5 @@ PLANNERS: dict[str, Planner] = {
     "cards": plan_cards,
     "catalogue": plan_catalogue,
     "applications": plan_applications,
+    "budget": plan_budget,
 }
