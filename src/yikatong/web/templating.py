@@ -12,7 +12,8 @@ from yikatong.core.money import format_fen
 from yikatong.security.roles import ROLE_LABELS, Perm, Role, has_perm
 
 PACKAGE = Path(__file__).resolve().parent.parent
-DOMAINS = ("web", "registry", "catalog", "security", "imports", "workflow", "sharing", "interception", "jobs")
+DOMAINS = ("web", "registry", "catalog", "security", "imports", "workflow", "sharing", "interception", "jobs",
+           "disbursement")
 
 templates = Jinja2Templates(directory=str(PACKAGE / "web" / "templates"))
 templates.env.loader = ChoiceLoader(
