@@ -3,6 +3,7 @@ same services as the pages (disbursement.budget, disbursement.service); writes a
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -36,6 +37,17 @@ def _user(session, username: str | None, *, required: bool):
 def _fail(message: str, code: int = 1) -> typer.Exit:
     _console(stderr=True).print(f"[red]{message}[/red]")
     return typer.Exit(code)
+
+
+@contextmanager
+def _refusals():
+    """A domain refusal ends the command with its Chinese message and exit code 1, not a traceback."""
+    from yikatong.core.errors import DomainError
+
+    try:
+        yield
+    except DomainError as e:
+        raise _fail(e.message) from None
 
 
 def _batch_table(batches):
@@ -91,7 +103,7 @@ def register(app: typer.Typer) -> None:
             fen = parse_yuan(amount)
         except ValueError as e:
             raise _fail(str(e), 2) from None
-        with transaction() as session:
+        with _refusals(), transaction() as session:
             actor = _user(session, user, required=False)
             added, updated, _ = budget.set_allocations(
                 session, actor, [budget.AllocationInput(item.strip(), year, level.strip(), fen, note.strip())],
@@ -121,7 +133,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.imports.service import import_file
 
         out = _console()
-        with transaction() as session:
+        with _refusals(), transaction() as session:
             actor = _user(session, user, required=False)
             report = import_file(session, "budget", file, file.name, actor=actor, now=system_clock.now(),
                                  encoding=encoding, dry_run=dry_run)
@@ -146,7 +158,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.money import format_fen
         from yikatong.disbursement import budget
 
-        with new_session() as session:
+        with _refusals(), new_session() as session:
             lines = budget.overview(session, None, year=year, item_code=item)
         table = Table(title=f"补贴资金指标（{len(lines)}项）")
         for header in ("项目", "名称", "年度", "指标", "已占用", "已支付", "剩余", "分级次"):
@@ -177,7 +189,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.db import transaction
         from yikatong.disbursement import service
 
-        with transaction() as session:
+        with _refusals(), transaction() as session:
             actor = _user(session, user, required=True)
             result = service.build_batch(session, actor, item_code=item, period=period, bank_code=bank,
                                          now=system_clock.now(), treasury_code=treasury)
@@ -202,7 +214,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.money import format_fen
         from yikatong.disbursement import service
 
-        with transaction() as session:
+        with _refusals(), transaction() as session:
             actor = _user(session, user, required=True)
             b = service.approve_batch(session, actor, batch, system_clock.now())
         _console().print(f"批次{b.number}已审批：{b.order_count:,}笔，合计{format_fen(b.total_fen)}元，待发送银行")
@@ -216,7 +228,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.core.db import new_session
         from yikatong.disbursement import service
 
-        with new_session() as session:
+        with _refusals(), new_session() as session:
             actor = _user(session, user, required=False)
             batches = service.list_batches(session, actor, limit=limit)
         _console().print(_batch_table(batches))
@@ -235,7 +247,7 @@ def register(app: typer.Typer) -> None:
         from yikatong.disbursement import service
 
         out = _console()
-        with new_session() as session:
+        with _refusals(), new_session() as session:
             actor = _user(session, user, required=False)
             b = service.get_batch(session, actor, batch)
             out.print(_batch_table([b]))
