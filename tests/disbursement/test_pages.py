@@ -133,3 +133,18 @@ def test_a_refused_build_shows_the_figures(web, paying):
     assert r.status_code == 409
     message = text(re.search(r'data-testid="build-message">.*?</div>', r.text, re.S).group(0))
     assert "指标600.00元，已审批批次占用0.00元，本批次1,000.00元，剩余可用600.00元。批次未生成" in message
+
+
+def test_the_budget_page_upload_goes_through_the_imports(web, paying):
+    finance = login(web, "city_finance")
+    page = web.get("/budget?year=2026", headers=finance)
+    assert 'name="kind" value="budget"' in page.text
+    data = f"项目代码,年度,资金级次,指标金额（元）,文件依据\n{paying.item},2026,省,321.00,川财〔2026〕8号\n".encode()
+    r = web.post("/imports", headers=finance, data={"kind": "budget"}, files={"file": ("budget.csv", data, "text/csv")})
+    assert r.status_code == 200, r.text
+    row = text(re.search(rf'<tr data-testid="budget-{paying.item}">.*?</tr>',
+                         web.get("/budget?year=2026", headers=finance).text, re.S).group(0))
+    assert "省 321.00" in row
+    bad = f"项目代码,年度,资金级次,指标金额（元）\n{paying.item},2026,省,12.345\n".encode()
+    r = web.post("/imports", headers=finance, data={"kind": "budget"}, files={"file": ("bad.csv", bad, "text/csv")})
+    assert r.status_code == 422 and "金额格式错误" in r.text

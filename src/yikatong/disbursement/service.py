@@ -13,6 +13,7 @@ the pre-payment gate, within the item's budget; made by one user, approved by an
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -167,7 +168,8 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
         result.refused = refused + "。批次未生成"
         return result
 
-    batch = PaymentBatch(number=f"tmp-{user.id}-{now.timestamp():.6f}"[:20], item_code=item.code, period=label,
+    # the number names the batch's id, known after the insert: a unique placeholder until then
+    batch = PaymentBatch(number=f"tmp{uuid.uuid4().hex[:17]}", item_code=item.code, period=label,
                          year=year, bank_code=bank_code, treasury_code=treasury.code, region_code=user.region_code,
                          status=BatchStatus.DRAFT.value, order_count=len(apps), total_fen=total,
                          blocked_count=len(result.excluded), made_by=user.id, made_by_name=user.display_name,
