@@ -1,0 +1,86 @@
+"""Writing a bank file safely: into the folder given (the restricted folder for files with clear account
+numbers), readable by its owner only, whole or not at all (written under a temporary name, then renamed),
+with its SHA-256 computed from the bytes as they are written, so the core can record it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from yikatong.disbursement.bank.records import PaymentRecord
+
+KIND_BATCH, KIND_RETURN, KIND_STATEMENT = "PAY", "RET", "STM"
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What a bank file says about itself: which batch, which of its files, the paying account, and the
+    count and total it carries (for ISO 20022 files, taken from the group header)."""
+
+    kind: str  # PAY, RET or STM
+    batch_number: str
+    bank_code: str
+    file_no: int
+    file_count: int
+    created: datetime  # aware; written in Beijing time, to the second
+    debtor_account: str
+    debtor_name: str
+    record_count: int
+    total_fen: int
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One file handed to (or made for) a bank: what the core records about it."""
+
+    path: Path
+    sha256: str  # hex digest of the file's bytes
+    records: int
+    total_fen: int
+
+
+def chunks(records: Sequence[PaymentRecord], size: int) -> list[Sequence[PaymentRecord]]:
+    """A batch split at the bank's maximum records per file, in batch order (file n holds records
+    (n-1)*size ... n*size-1): the reader of a return finds the records a file answers the same way."""
+    return [records[i:i + size] for i in range(0, len(records), size)] or [records[:0]]
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class HashedFile:
+    """A binary file written under a temporary name in its folder, renamed into place on close."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._tmp = path.with_name(f".{path.name}.partial")
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._hash = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._file.write(data)
+
+    def __enter__(self) -> HashedFile:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._file.flush()
+            os.fsync(self._file.fileno())  # the bytes are on disk before the name says the file is whole
+        self._file.close()
+        if exc_type is None:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()

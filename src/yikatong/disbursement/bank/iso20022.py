@@ -1,0 +1,464 @@
+"""ISO 20022 bank files: pain.001.001.09 (credit transfer initiation, 代发) out; pain.002.001.12 (payment
+status report, 回盘) and camt.053.001.08 (bank-to-customer statement, 对账单) in. Amounts are written
+from integer fen as yuan with two decimals and read back to fen exactly, never through float. The
+official schemas are in `xsd/` (see its README for where they come from)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+from yikatong.core.clock import beijing_time
+from yikatong.core.errors import Invalid
+from yikatong.disbursement.bank import checks
+from yikatong.disbursement.bank.checks import Declared, Problems, ReturnRow, StatementRow
+from yikatong.disbursement.bank.files import (
+    KIND_BATCH,
+    FileHeader,
+    HashedFile,
+    WrittenFile,
+    chunks,
+)
+from yikatong.disbursement.bank.reasons import reason_text
+from yikatong.disbursement.bank.records import BatchFile, PaymentRecord, ReturnRecord, ReturnStatus, StatementLine
+from yikatong.disbursement.bank.template import BankTemplate
+
+PAIN001 = "pain.001.001.09"
+PAIN002 = "pain.002.001.12"
+CAMT053 = "camt.053.001.08"
+XSD_DIR = Path(__file__).with_name("xsd")
+PAID_STATUSES = frozenset({"ACSC", "ACCP"})  # settled on the creditor's account / accepted for it
+FAILED_STATUS = "RJCT"
+CCY = "CNY"
+_BLOCK = 5_000  # transactions joined and written at a time
+
+
+def ns(message: str) -> str:
+    return f"urn:iso:std:iso:20022:tech:xsd:{message}"
+
+
+@cache
+def _schema(message: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(XSD_DIR / f"{message}.xsd")))
+
+
+def schema_errors(path: Path, message: str) -> list[str]:
+    """The official schema's complaints about a file ([] when it is valid)."""
+    schema = _schema(message)
+    try:
+        schema.assertValid(etree.parse(str(path), _parser()))
+    except etree.DocumentInvalid:
+        return [f"第 {e.line} 行：{e.message}" for e in schema.error_log]
+    except etree.XMLSyntaxError as exc:
+        return [str(exc)]
+    return []
+
+
+def yuan_text(fen: int) -> str:
+    """12345 -> "123.45": exact, from integer fen."""
+    if fen < 0:
+        raise ValueError("ISO 20022 amounts are not negative")
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def fen_of(text: str | None) -> int:
+    """"123.45" -> 12345 exactly; ValueError for anything that is not a whole number of fen."""
+    whole, dot, frac = (text or "").strip().partition(".")
+    if not (whole.isascii() and whole.isdigit()) or dot and not (frac.isascii() and frac.isdigit()):
+        raise ValueError(text)
+    frac = frac.ljust(2, "0")
+    if frac[2:].strip("0"):
+        raise ValueError(text)
+    return int(whole) * 100 + int(frac[:2])
+
+
+def message_id(batch_number: str, file_no: int, file_count: int) -> str:
+    """A pain.001 MsgId naming the batch and which of its files this is, e.g. FF20261205000001-002of003."""
+    return f"{batch_number}-{file_no:03d}of{file_count:03d}"
+
+
+def split_message_id(msg_id: str) -> tuple[str, int, int] | None:
+    batch, _, part = msg_id.rpartition("-")
+    no, _, count = part.partition("of")
+    if not (batch and no.isdigit() and count.isdigit()):
+        return None
+    return batch, int(no), int(count)
+
+
+def _stamp(moment: datetime) -> str:
+    return beijing_time(moment).replace(microsecond=0).isoformat()
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+
+def _iter(path: Path, message: str, tags: Sequence[str]) -> Iterator[etree._Element]:
+    """Elements of a (possibly very large) file as they end, each cleared once used."""
+    q = [f"{{{ns(message)}}}{t}" for t in tags]
+    try:
+        for _event, el in etree.iterparse(str(path), events=("end",), tag=q, resolve_entities=False,
+                                          no_network=True, huge_tree=True):
+            yield el
+            el.clear(keep_tail=False)
+            while el.getprevious() is not None:
+                del el.getparent()[0]
+    except etree.XMLSyntaxError as exc:
+        raise Invalid(f"文件 {path.name} 不是完整的 XML：{exc}") from None
+
+
+def _root_message(path: Path) -> str | None:
+    """The message of an ISO 20022 file (e.g. "pain.001.001.09") from its root's namespace."""
+    try:
+        for _event, el in etree.iterparse(str(path), events=("start",), resolve_entities=False, no_network=True):
+            uri = etree.QName(el).namespace or ""
+            return uri.rsplit(":", 1)[-1] if uri.startswith("urn:iso:std:iso:20022:tech:xsd:") else None
+    except etree.XMLSyntaxError:
+        return None
+    return None
+
+
+@dataclass(frozen=True)
+class _Tx:
+    line: int
+    e2e: str
+    status: str
+    code: str
+    info: str
+    amount: str | None
+
+
+class IsoConnector:
+    """A bank that takes pain.001 and answers with pain.002 and camt.053."""
+
+    def __init__(self, template: BankTemplate):
+        if not template.is_xml:
+            raise ValueError(f"{template.code} is a flat-file template")
+        self.template = template
+        self.bank_code = template.code
+
+    # --- the connector interface ---------------------------------------------------------------------
+
+    def export_batch(self, batch: BatchFile, folder: Path) -> list[Path]:
+        return [f.path for f in self.export_files(batch, folder)]
+
+    def export_files(self, batch: BatchFile, folder: Path) -> list[WrittenFile]:
+        parts = chunks(batch.records, self.template.max_records_per_file)
+        written = []
+        for no, part in enumerate(parts, 1):
+            header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
+                                batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
+            path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}.{PAIN001}.xml"
+            written.append(self.write_pain001(path, header, part))
+        return written
+
+    def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:
+        problems = Problems(f"回盘文件 {path.name} 与批次 {batch.batch_number} 不符")
+        self._require(path, PAIN002, problems)
+        declared: list[Declared] = []
+        per_status: list[tuple[int, str, int | None, int | None]] = []
+        txs: list[_Tx] = []
+        orig: tuple[str, int, int] | None = None
+        orig_line = 0
+        t = f"{{{ns(PAIN002)}}}"
+        for el in _iter(path, PAIN002, ("OrgnlGrpInfAndSts", "TxInfAndSts")):
+            if el.tag == t + "TxInfAndSts":
+                txs.append(_Tx(el.sourceline, el.findtext(t + "OrgnlEndToEndId") or "", el.findtext(t + "TxSts") or "",
+                               el.findtext(f"{t}StsRsnInf/{t}Rsn/{t}Cd") or "",
+                               el.findtext(f"{t}StsRsnInf/{t}AddtlInf") or "",
+                               el.findtext(f"{t}OrgnlTxRef/{t}Amt/{t}InstdAmt")))
+                continue
+            orig_line = el.sourceline
+            orig = split_message_id(el.findtext(t + "OrgnlMsgId") or "")
+            declared.append(Declared("OrgnlNbOfTxs/OrgnlCtrlSum ", el.sourceline,
+                                     _count(el.findtext(t + "OrgnlNbOfTxs"), el.sourceline, problems),
+                                     _sum(el.findtext(t + "OrgnlCtrlSum"), el.sourceline, problems)))
+            for s in el.iterfind(t + "NbOfTxsPerSts"):
+                per_status.append((s.sourceline, s.findtext(t + "DtldSts") or "",
+                                   _count(s.findtext(t + "DtldNbOfTxs"), s.sourceline, problems),
+                                   _sum(s.findtext(t + "DtldCtrlSum"), s.sourceline, problems)))
+        if orig is None or orig[0] != batch.batch_number:
+            problems.add(orig_line or None, f"OrgnlMsgId 应为本批次 {batch.batch_number} 的代发文件报文号")
+            problems.raise_if_any()
+        assert orig is not None
+        parts = chunks(batch.records, self.template.max_records_per_file)
+        if orig[2] != len(parts) or not 1 <= orig[1] <= len(parts):
+            problems.add(orig_line, f"OrgnlMsgId 的文件序号 {orig[1]}/{orig[2]} 与批次的 {len(parts)} 个文件不符")
+            problems.raise_if_any()
+        rows: list[ReturnRow] = []
+        by_status: dict[str, list[int]] = {}
+        for tx in txs:
+            if tx.amount is None:
+                problems.add(tx.line, f"流水号 {tx.e2e} 缺少原交易金额（OrgnlTxRef/Amt/InstdAmt）")
+                continue
+            amount = _amount(tx.amount, tx.line, problems)
+            if tx.status not in PAID_STATUSES and tx.status != FAILED_STATUS:
+                problems.add(tx.line, f"流水号 {tx.e2e} 的状态 {tx.status or '（空）'} 不是终态"
+                                      "（应为 ACSC、ACCP 或 RJCT）")
+                continue
+            tally = by_status.setdefault(tx.status, [0, 0])
+            tally[0] += 1
+            tally[1] += amount
+            paid = tx.status in PAID_STATUSES
+            rows.append(ReturnRow(tx.line, tx.e2e, amount, paid, "" if paid else tx.code,
+                                  "" if paid else reason_text(tx.code, tx.info)))
+        for line, status, count, total in per_status:
+            got = by_status.get(status, [0, 0])
+            if count is not None and count != got[0]:
+                problems.add(line, f"NbOfTxsPerSts 记载 {status} {count:,} 笔，文件实有 {got[0]:,} 笔")
+            if total is not None and total != got[1]:
+                problems.add(line, f"NbOfTxsPerSts 记载 {status} 金额 {checks.yuan(total)}，"
+                                   f"文件实有 {checks.yuan(got[1])}")
+        return checks.check_return(rows, parts[orig[1] - 1], declared, problems)
+
+    def read_statement(self, path: Path, batch: BatchFile | None = None) -> list[StatementLine]:
+        """Booked entries (Sts BOOK) with their EndToEndId; entries not booked yet are left out."""
+        problems = Problems(f"对账单 {path.name} 有误" if batch is None
+                            else f"对账单 {path.name} 与批次 {batch.batch_number} 不符")
+        self._require(path, CAMT053, problems)
+        t = f"{{{ns(CAMT053)}}}"
+        rows: list[StatementRow] = []
+        days: dict[str, date | None] = {}
+        summary: list[tuple[int, int | None, int | None, int | None]] = []
+        for el in _iter(path, CAMT053, ("Ntry", "TxsSummry")):
+            line = el.sourceline
+            if el.tag == t + "TxsSummry":
+                tot = el.find(t + "TtlNtries")
+                if tot is not None:
+                    net_text, sign = tot.findtext(f"{t}TtlNetNtry/{t}Amt"), tot.findtext(f"{t}TtlNetNtry/{t}CdtDbtInd")
+                    net = _sum(net_text, line, problems)
+                    summary.append((line, _count(tot.findtext(t + "NbOfNtries"), line, problems),
+                                    _sum(tot.findtext(t + "Sum"), line, problems),
+                                    None if net is None else (-net if sign == "CRDT" else net)))
+                continue
+            status = el.findtext(f"{t}Sts/{t}Cd") or el.findtext(f"{t}Sts/{t}Prtry") or ""
+            if status != "BOOK":
+                continue
+            direction = el.findtext(t + "CdtDbtInd")
+            text = el.findtext(f"{t}BookgDt/{t}Dt") or (el.findtext(f"{t}BookgDt/{t}DtTm") or "")[:10]
+            if text not in days:
+                days[text] = _date(text)
+            day = days[text]
+            details = el.findall(f"{t}NtryDtls/{t}TxDtls")
+            if day is None or direction not in ("DBIT", "CRDT") or not details:
+                problems.add(line, "记账条目缺少记账日期、借贷方向（DBIT/CRDT）或交易明细（NtryDtls/TxDtls）")
+                continue
+            for tx in details:
+                e2e = tx.findtext(f"{t}Refs/{t}EndToEndId") or ""
+                amount_text = tx.findtext(t + "Amt") if len(details) > 1 else el.findtext(t + "Amt")
+                amount = _amount(amount_text or "", tx.sourceline, problems)
+                if not e2e or e2e == "NOTPROVIDED":
+                    problems.add(tx.sourceline, "交易明细缺少 EndToEndId")
+                    continue
+                sign = tx.findtext(t + "CdtDbtInd") or direction
+                rows.append(StatementRow(tx.sourceline, e2e, -amount if sign == "CRDT" else amount, day))
+        for line, count, gross, net in summary:
+            if gross is not None and gross != sum(abs(r.amount_fen) for r in rows):
+                problems.add(line, f"TxsSummry 记载发生额合计 {checks.yuan(gross)}，文件实有 "
+                                   f"{checks.yuan(sum(abs(r.amount_fen) for r in rows))}")
+            if count is not None and count != len(rows):
+                problems.add(line, f"TxsSummry 记载 {count:,} 笔，文件实有 {len(rows):,} 笔")
+            if net is not None and net != sum(r.amount_fen for r in rows):
+                problems.add(line, "TxsSummry 记载的净发生额与条目不符")
+        return checks.check_statement(rows, batch.records if batch else None, [], problems)
+
+    # --- what the bank reads and writes (the simulator) ---------------------------------------------
+
+    def write_pain001(self, path: Path, header: FileHeader, records: Sequence[PaymentRecord]) -> WrittenFile:
+        h = header
+        msg = message_id(h.batch_number, h.file_no, h.file_count)
+        ctrl, n = yuan_text(h.total_fen), str(h.record_count)
+        debtor = escape(h.debtor_name)
+        with HashedFile(path) as out:
+            out.write(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{ns(PAIN001)}">\n<CstmrCdtTrfInitn>\n'
+                f"<GrpHdr><MsgId>{msg}</MsgId><CreDtTm>{_stamp(h.created)}</CreDtTm><NbOfTxs>{n}</NbOfTxs>"
+                f"<CtrlSum>{ctrl}</CtrlSum><InitgPty><Nm>{debtor}</Nm></InitgPty></GrpHdr>\n"
+                f"<PmtInf><PmtInfId>{msg}</PmtInfId><PmtMtd>TRF</PmtMtd><NbOfTxs>{n}</NbOfTxs>"
+                f"<CtrlSum>{ctrl}</CtrlSum><ReqdExctnDt><Dt>{beijing_time(h.created).date().isoformat()}</Dt>"
+                f"</ReqdExctnDt><Dbtr><Nm>{debtor}</Nm></Dbtr><DbtrAcct><Id><Othr><Id>{escape(h.debtor_account)}"
+                f"</Id></Othr></Id></DbtrAcct><DbtrAgt><FinInstnId><Nm>{escape(self.template.name)}</Nm>"
+                f"<Othr><Id>{escape(h.bank_code)}</Id></Othr></FinInstnId></DbtrAgt>\n".encode())
+            for start in range(0, len(records), _BLOCK):
+                out.write("".join(_credit_transfer(r) for r in records[start:start + _BLOCK]).encode())
+            out.write(b"</PmtInf>\n</CstmrCdtTrfInitn>\n</Document>\n")
+        return WrittenFile(path, out.sha256, h.record_count, h.total_fen)
+
+    def read_batch_file(self, path: Path) -> tuple[FileHeader, list[PaymentRecord]]:
+        """A pain.001 as the bank reads it (for `ykt bank-sim`), checked against its NbOfTxs and CtrlSum."""
+        problems = Problems(f"代发文件 {path.name} 有误")
+        self._require(path, PAIN001, problems)
+        t = f"{{{ns(PAIN001)}}}"
+        records: list[PaymentRecord] = []
+        head: dict[str, str] = {}
+        declared: list[Declared] = []
+        for el in _iter(path, PAIN001, ("GrpHdr", "CdtTrfTxInf", "DbtrAgt", "Dbtr", "DbtrAcct")):
+            tag = etree.QName(el).localname
+            if tag == "CdtTrfTxInf":
+                records.append(PaymentRecord(
+                    el.findtext(f"{t}PmtId/{t}EndToEndId") or "", el.findtext(f"{t}Cdtr/{t}Nm") or "",
+                    el.findtext(f"{t}CdtrAcct/{t}Id/{t}Othr/{t}Id") or "",
+                    _amount(el.findtext(f"{t}Amt/{t}InstdAmt") or "", el.sourceline, problems),
+                    el.findtext(f"{t}RmtInf/{t}Ustrd") or ""))
+            elif tag == "GrpHdr":
+                head.update(msg=el.findtext(t + "MsgId") or "", created=el.findtext(t + "CreDtTm") or "")
+                declared.append(Declared("GrpHdr NbOfTxs/CtrlSum ", el.sourceline,
+                                         _count(el.findtext(t + "NbOfTxs"), el.sourceline, problems),
+                                         _sum(el.findtext(t + "CtrlSum"), el.sourceline, problems)))
+            elif tag == "DbtrAgt":
+                head["bank"] = el.findtext(f"{t}FinInstnId/{t}Othr/{t}Id") or ""
+            elif tag == "Dbtr":
+                head["debtor_name"] = el.findtext(t + "Nm") or ""
+            else:
+                head["debtor_account"] = el.findtext(f"{t}Id/{t}Othr/{t}Id") or ""
+        split = split_message_id(head.get("msg", ""))
+        if split is None:
+            problems.add(None, f"MsgId {head.get('msg', '')!r} 不是本平台的报文号")
+        try:
+            created = datetime.fromisoformat(head.get("created", ""))
+        except ValueError:
+            problems.add(None, "GrpHdr 的 CreDtTm 不是有效时间")
+        checks.check_declared(declared, len(records), sum(r.amount_fen for r in records), problems)
+        problems.raise_if_any()
+        assert split is not None
+        header = FileHeader(KIND_BATCH, split[0], head.get("bank", self.bank_code), split[1], split[2], created,
+                            head.get("debtor_account", ""), head.get("debtor_name", ""), len(records),
+                            sum(r.amount_fen for r in records))
+        return header, records
+
+    def write_return(self, path: Path, batch_header: FileHeader, created: datetime,
+                     answers: Sequence[tuple[PaymentRecord, ReturnRecord]]) -> WrittenFile:
+        """A pain.002.001.12 answering every transaction of one pain.001."""
+        h = batch_header
+        msg = message_id(h.batch_number, h.file_no, h.file_count)
+        total = sum(a.amount_fen for _, a in answers)
+        tallies: dict[str, list[int]] = {}
+        for _, a in answers:
+            tally = tallies.setdefault("ACSC" if a.status is ReturnStatus.PAID else FAILED_STATUS, [0, 0])
+            tally[0] += 1
+            tally[1] += a.amount_fen
+        group = "ACSC" if FAILED_STATUS not in tallies else FAILED_STATUS if "ACSC" not in tallies else "PART"
+        per_status = "".join(f"<NbOfTxsPerSts><DtldNbOfTxs>{c}</DtldNbOfTxs><DtldSts>{s}</DtldSts>"
+                             f"<DtldCtrlSum>{yuan_text(v)}</DtldCtrlSum></NbOfTxsPerSts>"
+                             for s, (c, v) in sorted(tallies.items()))
+        with HashedFile(path) as out:
+            out.write(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{ns(PAIN002)}">\n<CstmrPmtStsRpt>\n'
+                f"<GrpHdr><MsgId>R{msg}</MsgId><CreDtTm>{_stamp(created)}</CreDtTm></GrpHdr>\n"
+                f"<OrgnlGrpInfAndSts><OrgnlMsgId>{msg}</OrgnlMsgId><OrgnlMsgNmId>{PAIN001}</OrgnlMsgNmId>"
+                f"<OrgnlNbOfTxs>{len(answers)}</OrgnlNbOfTxs><OrgnlCtrlSum>{yuan_text(total)}</OrgnlCtrlSum>"
+                f"<GrpSts>{group}</GrpSts>{per_status}</OrgnlGrpInfAndSts>\n"
+                f"<OrgnlPmtInfAndSts><OrgnlPmtInfId>{msg}</OrgnlPmtInfId>\n".encode())
+            for start in range(0, len(answers), _BLOCK):
+                out.write("".join(_status(a) for _, a in answers[start:start + _BLOCK]).encode())
+            out.write(b"</OrgnlPmtInfAndSts>\n</CstmrPmtStsRpt>\n</Document>\n")
+        return WrittenFile(path, out.sha256, len(answers), total)
+
+    def write_statement(self, path: Path, batch_header: FileHeader, created: datetime,
+                        lines: Sequence[StatementLine]) -> WrittenFile:
+        """A camt.053.001.08 of the paying account: one booked entry per line."""
+        h = batch_header
+        msg = message_id(h.batch_number, h.file_no, h.file_count)
+        out_total = sum(x.amount_fen for x in lines if x.amount_fen > 0)
+        back_total = -sum(x.amount_fen for x in lines if x.amount_fen < 0)
+        net = out_total - back_total
+        first = min((x.booked_on for x in lines), default=beijing_time(created).date())
+        last = max((x.booked_on for x in lines), default=first)
+        # The account was funded with the file's total just before: opening = total paid out, closing = returns.
+        balances = (_balance("OPBD", out_total, first - timedelta(days=1)) + _balance("CLBD", back_total, last))
+        with HashedFile(path) as out:
+            out.write(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{ns(CAMT053)}">\n<BkToCstmrStmt>\n'
+                f"<GrpHdr><MsgId>S{msg}</MsgId><CreDtTm>{_stamp(created)}</CreDtTm></GrpHdr>\n"
+                f"<Stmt><Id>S{msg}</Id><CreDtTm>{_stamp(created)}</CreDtTm><Acct><Id><Othr>"
+                f"<Id>{escape(h.debtor_account)}</Id></Othr></Id><Nm>{escape(h.debtor_name)}</Nm></Acct>\n"
+                f"{balances}<TxsSummry><TtlNtries><NbOfNtries>{len(lines)}</NbOfNtries>"
+                f"<Sum>{yuan_text(out_total + back_total)}</Sum><TtlNetNtry><Amt>{yuan_text(abs(net))}</Amt>"
+                f"<CdtDbtInd>{'CRDT' if net < 0 else 'DBIT'}</CdtDbtInd></TtlNetNtry></TtlNtries></TxsSummry>\n"
+                .encode())
+            for start in range(0, len(lines), _BLOCK):
+                out.write("".join(_entry(x) for x in lines[start:start + _BLOCK]).encode())
+            out.write(b"</Stmt>\n</BkToCstmrStmt>\n</Document>\n")
+        return WrittenFile(path, out.sha256, len(lines), net)
+
+    def _require(self, path: Path, message: str, problems: Problems) -> None:
+        found = _root_message(path)
+        if found != message:
+            problems.add(None, f"文件应为 ISO 20022 {message}，实为 {found or '其他格式'}")
+            problems.raise_if_any()
+
+
+def is_iso20022(path: Path) -> str | None:
+    """The ISO 20022 message a file holds, or None for any other file."""
+    with path.open("rb") as f:
+        start = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return _root_message(path) if start.startswith(b"<") else None
+
+
+def _credit_transfer(r: PaymentRecord) -> str:
+    if len(r.end_to_end_id) > 35 or not r.end_to_end_id or len(r.account) > 34 or not r.account:
+        raise Invalid(f"流水号 {r.end_to_end_id!r}：流水号应为 1 至 35 个字符、账号应为 1 至 34 个字符，文件未生成")
+    info = f"<RmtInf><Ustrd>{escape(r.purpose)}</Ustrd></RmtInf>" if r.purpose else ""
+    return (f"<CdtTrfTxInf><PmtId><EndToEndId>{escape(r.end_to_end_id)}</EndToEndId></PmtId>"
+            f'<Amt><InstdAmt Ccy="{CCY}">{yuan_text(r.amount_fen)}</InstdAmt></Amt>'
+            f"<Cdtr><Nm>{escape(r.payee_name)}</Nm></Cdtr><CdtrAcct><Id><Othr><Id>{escape(r.account)}</Id></Othr>"
+            f"</Id></CdtrAcct>{info}</CdtTrfTxInf>\n")
+
+
+def _status(a: ReturnRecord) -> str:
+    paid = a.status is ReturnStatus.PAID
+    reason = "" if paid else (f"<StsRsnInf><Rsn><Cd>{escape(a.reason_code)}</Cd></Rsn>"
+                              f"<AddtlInf>{escape(a.reason[:105])}</AddtlInf></StsRsnInf>")
+    return (f"<TxInfAndSts><OrgnlEndToEndId>{escape(a.end_to_end_id)}</OrgnlEndToEndId>"
+            f"<TxSts>{'ACSC' if paid else FAILED_STATUS}</TxSts>{reason}<OrgnlTxRef><Amt>"
+            f'<InstdAmt Ccy="{CCY}">{yuan_text(a.amount_fen)}</InstdAmt></Amt></OrgnlTxRef></TxInfAndSts>\n')
+
+
+def _entry(x: StatementLine) -> str:
+    out = x.amount_fen > 0
+    sign, family = ("DBIT", "ESCT") if out else ("CRDT", "RRTN")  # issued credit transfer / its return
+    amount = yuan_text(abs(x.amount_fen))
+    return (f'<Ntry><Amt Ccy="{CCY}">{amount}</Amt><CdtDbtInd>{sign}</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>'
+            f"<BookgDt><Dt>{x.booked_on.isoformat()}</Dt></BookgDt><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd>"
+            f"<SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls><Refs>"
+            f"<EndToEndId>{escape(x.end_to_end_id)}</EndToEndId></Refs>"
+            f'<Amt Ccy="{CCY}">{amount}</Amt><CdtDbtInd>{sign}</CdtDbtInd></TxDtls></NtryDtls></Ntry>\n')
+
+
+def _balance(kind: str, fen: int, day: date) -> str:
+    return (f"<Bal><Tp><CdOrPrtry><Cd>{kind}</Cd></CdOrPrtry></Tp><Amt Ccy=\"{CCY}\">{yuan_text(fen)}</Amt>"
+            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day.isoformat()}</Dt></Dt></Bal>\n")
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _amount(text: str, line: int | None, problems: Problems) -> int:
+    try:
+        return fen_of(text)
+    except ValueError:
+        problems.add(line, f"金额 {text!r} 不是以元为单位、至多两位小数的金额")
+        return 0
+
+
+def _count(text: str | None, line: int | None, problems: Problems) -> int | None:
+    if text is None:
+        return None
+    if text.isascii() and text.isdigit():
+        return int(text)
+    problems.add(line, f"笔数 {text!r} 不是整数")
+    return None
+
+
+def _sum(text: str | None, line: int | None, problems: Problems) -> int | None:
+    return None if text is None else _amount(text, line, problems)
