@@ -69,6 +69,10 @@ def yuan_text(fen: int) -> str:
 
 def fen_of(text: str | None) -> int:
     """"123.45" -> 12345 exactly; ValueError for anything that is not a whole number of fen."""
+    if text and len(text) > 3 and text[-3] == "." and text.isascii():
+        digits = text[:-3] + text[-2:]  # the usual shape, two decimals: one integer conversion
+        if digits.isdigit():
+            return int(digits)
     whole, dot, frac = (text or "").strip().partition(".")
     if not (whole.isascii() and whole.isdigit()) or dot and not (frac.isascii() and frac.isdigit()):
         raise ValueError(text)
@@ -100,15 +104,18 @@ def _parser() -> etree.XMLParser:
 
 
 def _iter(path: Path, message: str, tags: Sequence[str]) -> Iterator[etree._Element]:
-    """Elements of a (possibly very large) file as they end, each cleared once used."""
+    """Elements of a (possibly very large) file as they end, each cleared once used and dropped from
+    its parent now and then, so memory stays flat whatever the file's size."""
     q = [f"{{{ns(message)}}}{t}" for t in tags]
+    n = 0
     try:
         for _event, el in etree.iterparse(str(path), events=("end",), tag=q, resolve_entities=False,
                                           no_network=True, huge_tree=True):
             yield el
             el.clear(keep_tail=False)
-            while el.getprevious() is not None:
-                del el.getparent()[0]
+            n += 1
+            if n % 1024 == 0 and (parent := el.getparent()) is not None:
+                del parent[:-1]  # every earlier sibling has been seen already
     except etree.XMLSyntaxError as exc:
         raise Invalid(f"文件 {path.name} 不是完整的 XML：{exc}") from None
 
@@ -167,12 +174,24 @@ class IsoConnector:
         orig: tuple[str, int, int] | None = None
         orig_line = 0
         t = f"{{{ns(PAIN002)}}}"
+        tx_tag, e2e_tag, status_tag = t + "TxInfAndSts", t + "OrgnlEndToEndId", t + "TxSts"
+        reason_tag, ref_tag = t + "StsRsnInf", t + "OrgnlTxRef"
         for el in _iter(path, PAIN002, ("OrgnlGrpInfAndSts", "TxInfAndSts")):
-            if el.tag == t + "TxInfAndSts":
-                txs.append(_Tx(el.sourceline, el.findtext(t + "OrgnlEndToEndId") or "", el.findtext(t + "TxSts") or "",
-                               el.findtext(f"{t}StsRsnInf/{t}Rsn/{t}Cd") or "",
-                               el.findtext(f"{t}StsRsnInf/{t}AddtlInf") or "",
-                               el.findtext(f"{t}OrgnlTxRef/{t}Amt/{t}InstdAmt")))
+            if el.tag == tx_tag:
+                e2e = status = code = info = ""
+                amount = None
+                for ch in el:  # children in one pass: several times faster than a findtext each
+                    tag = ch.tag
+                    if tag == e2e_tag:
+                        e2e = ch.text or ""
+                    elif tag == status_tag:
+                        status = ch.text or ""
+                    elif tag == reason_tag and not code:
+                        code = ch.findtext(f"{t}Rsn/{t}Cd") or ""
+                        info = ch.findtext(t + "AddtlInf") or ""
+                    elif tag == ref_tag:
+                        amount = ch.findtext(f"{t}Amt/{t}InstdAmt")
+                txs.append(_Tx(el.sourceline, e2e, status, code, info, amount))
                 continue
             orig_line = el.sourceline
             orig = split_message_id(el.findtext(t + "OrgnlMsgId") or "")
@@ -223,6 +242,8 @@ class IsoConnector:
                             else f"对账单 {path.name} 与批次 {batch.batch_number} 不符")
         self._require(path, CAMT053, problems)
         t = f"{{{ns(CAMT053)}}}"
+        amt_tag, sign_tag, sts_tag, day_tag, dtls_tag = (t + x for x in ("Amt", "CdtDbtInd", "Sts", "BookgDt",
+                                                                          "NtryDtls"))
         rows: list[StatementRow] = []
         days: dict[str, date | None] = {}
         summary: list[tuple[int, int | None, int | None, int | None]] = []
@@ -237,22 +258,32 @@ class IsoConnector:
                                     _sum(tot.findtext(t + "Sum"), line, problems),
                                     None if net is None else (-net if sign == "CRDT" else net)))
                 continue
-            status = el.findtext(f"{t}Sts/{t}Cd") or el.findtext(f"{t}Sts/{t}Prtry") or ""
+            status = direction = text = amount_text = ""
+            details = []
+            for ch in el:
+                tag = ch.tag
+                if tag == amt_tag:
+                    amount_text = ch.text or ""
+                elif tag == sign_tag:
+                    direction = ch.text or ""
+                elif tag == sts_tag:
+                    status = ch.findtext(t + "Cd") or ch.findtext(t + "Prtry") or ""
+                elif tag == day_tag:
+                    text = ch.findtext(t + "Dt") or (ch.findtext(t + "DtTm") or "")[:10]
+                elif tag == dtls_tag:
+                    details += ch.findall(t + "TxDtls")
             if status != "BOOK":
                 continue
-            direction = el.findtext(t + "CdtDbtInd")
-            text = el.findtext(f"{t}BookgDt/{t}Dt") or (el.findtext(f"{t}BookgDt/{t}DtTm") or "")[:10]
             if text not in days:
                 days[text] = _date(text)
             day = days[text]
-            details = el.findall(f"{t}NtryDtls/{t}TxDtls")
             if day is None or direction not in ("DBIT", "CRDT") or not details:
                 problems.add(line, "记账条目缺少记账日期、借贷方向（DBIT/CRDT）或交易明细（NtryDtls/TxDtls）")
                 continue
             for tx in details:
                 e2e = tx.findtext(f"{t}Refs/{t}EndToEndId") or ""
-                amount_text = tx.findtext(t + "Amt") if len(details) > 1 else el.findtext(t + "Amt")
-                amount = _amount(amount_text or "", tx.sourceline, problems)
+                amount = _amount((tx.findtext(t + "Amt") or "") if len(details) > 1 else amount_text,
+                                 tx.sourceline, problems)
                 if not e2e or e2e == "NOTPROVIDED":
                     problems.add(tx.sourceline, "交易明细缺少 EndToEndId")
                     continue
@@ -299,13 +330,15 @@ class IsoConnector:
         head: dict[str, str] = {}
         declared: list[Declared] = []
         for el in _iter(path, PAIN001, ("GrpHdr", "CdtTrfTxInf", "DbtrAgt", "Dbtr", "DbtrAcct")):
-            tag = etree.QName(el).localname
+            tag = el.tag[len(t):]
             if tag == "CdtTrfTxInf":
-                records.append(PaymentRecord(
-                    el.findtext(f"{t}PmtId/{t}EndToEndId") or "", el.findtext(f"{t}Cdtr/{t}Nm") or "",
-                    el.findtext(f"{t}CdtrAcct/{t}Id/{t}Othr/{t}Id") or "",
-                    _amount(el.findtext(f"{t}Amt/{t}InstdAmt") or "", el.sourceline, problems),
-                    el.findtext(f"{t}RmtInf/{t}Ustrd") or ""))
+                f = {"PmtId": "", "Amt": "", "Cdtr": "", "CdtrAcct": "", "RmtInf": ""}
+                for ch in el:
+                    name = ch.tag[len(t):]
+                    if name in f:
+                        f[name] = ch.findtext(_PAIN001_PATHS[name]) or ""
+                records.append(PaymentRecord(f["PmtId"], f["Cdtr"], f["CdtrAcct"],
+                                             _amount(f["Amt"], el.sourceline, problems), f["RmtInf"]))
             elif tag == "GrpHdr":
                 head.update(msg=el.findtext(t + "MsgId") or "", created=el.findtext(t + "CreDtTm") or "")
                 declared.append(Declared("GrpHdr NbOfTxs/CtrlSum ", el.sourceline,
@@ -392,6 +425,11 @@ class IsoConnector:
         if found != message:
             problems.add(None, f"文件应为 ISO 20022 {message}，实为 {found or '其他格式'}")
             problems.raise_if_any()
+
+
+_P1 = f"{{{ns(PAIN001)}}}"
+_PAIN001_PATHS = {"PmtId": f"{_P1}EndToEndId", "Amt": f"{_P1}InstdAmt", "Cdtr": f"{_P1}Nm",
+                  "CdtrAcct": f"{_P1}Id/{_P1}Othr/{_P1}Id", "RmtInf": f"{_P1}Ustrd"}
 
 
 def is_iso20022(path: Path) -> str | None:
