@@ -44,7 +44,7 @@ def test_delimited_gbk_file_in_the_templates_field_order(tmp_path: Path) -> None
     text = path.read_bytes().decode("gbk").split("\r\n")
     assert text[0] == ("H|PAY|FF20261205000001|PSBC|1|1|20261205093000|2253511000010401|内江市财政局国库存款户|2|"
                        "10004")
-    assert text[1] == "1|622848000000000000000|张三|1|YKT00000001-0000000000|2026年11月 农村低保"
+    assert text[1] == "1|6228480000000000000|张三|1|YKT00000001-0000000000|2026年11月 农村低保"
     assert text[3] == "T|2|10004"
 
 
