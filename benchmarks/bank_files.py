@@ -64,6 +64,33 @@ def timed(label: str, fn, results: list) -> object:
     return value
 
 
+def run_bank(connector, recs: list[PaymentRecord], folder: Path, args: argparse.Namespace) -> None:
+    code, t = connector.bank_code, connector.template
+    print(f"{code}: {t.format}, {t.encoding}, at most {t.max_records_per_file:,} records per file")
+    batch = BatchFile("FF20261205000001", code, datetime(2026, 12, 5, 2, tzinfo=UTC), "内江市财政局国库存款户",
+                      "2253511000010401", recs)
+    (folder / "out").mkdir(parents=True)
+    (folder / "bank").mkdir()
+    results: list = []
+    files = timed(f"export {len(recs):,} records", lambda: connector.export_files(batch, folder / "out"), results)
+    size = sum(f.path.stat().st_size for f in files) / 1e6
+    print(f"    {len(files)} files, {size:,.0f} MB, SHA-256 of each recorded")
+    if args.validate and t.is_xml:
+        timed("validate pain.001 against the XSD",
+              lambda: [e for f in files for e in schema_errors(f.path, PAIN001)], results)
+    sims = timed("bank-sim (read batch, answer, write both)",
+                 lambda: [simulate(f.path, folder / "bank", args.failure_rate, 7) for f in files], results)
+    failed = sum(s.failed for s in sims)
+    print(f"    {failed:,} records failed by the simulated bank")
+    answers = timed(f"read and check the return ({len(recs):,} lines)",
+                    lambda: [r for s in sims for r in connector.read_return(s.return_file.path, batch)], results)
+    assert len(answers) == len(recs)
+    lines = timed("read and check the statement",
+                  lambda: [x for s in sims for x in connector.read_statement(s.statement_file.path, batch)], results)
+    assert len(lines) == len(recs) + failed
+    shutil.rmtree(folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -82,35 +109,7 @@ def main() -> None:
     work = args.folder or Path(tempfile.mkdtemp(prefix="bank_files_"))
     try:
         for code in args.banks.split(","):
-            connector = connectors[code]
-            t = connector.template
-            print(f"{code}: {t.format}, {t.encoding}, at most {t.max_records_per_file:,} records per file")
-            batch = BatchFile("FF20261205000001", code, datetime(2026, 12, 5, 2, tzinfo=UTC), "内江市财政局国库存款户",
-                              "2253511000010401", recs)
-            folder = work / code
-            (folder / "out").mkdir(parents=True)
-            (folder / "bank").mkdir()
-            results: list = []
-            files = timed(f"export {len(recs):,} records", lambda: connector.export_files(batch, folder / "out"),
-                          results)
-            size = sum(f.path.stat().st_size for f in files) / 1e6
-            print(f"    {len(files)} files, {size:,.0f} MB, SHA-256 of each recorded")
-            if args.validate and t.is_xml:
-                timed("validate pain.001 against the XSD",
-                      lambda: [e for f in files for e in schema_errors(f.path, PAIN001)], results)
-            sims = timed("bank-sim (read batch, answer, write both)",
-                         lambda: [simulate(f.path, folder / "bank", args.failure_rate, 7) for f in files], results)
-            failed = sum(s.failed for s in sims)
-            print(f"    {failed:,} records failed by the simulated bank")
-            answers = timed(f"read and check the return ({len(recs):,} lines)",
-                            lambda: [r for s in sims for r in connector.read_return(s.return_file.path, batch)],
-                            results)
-            assert len(answers) == len(recs)
-            lines = timed("read and check the statement",
-                          lambda: [x for s in sims for x in connector.read_statement(s.statement_file.path, batch)],
-                          results)
-            assert len(lines) == len(recs) + failed
-            shutil.rmtree(folder)
+            run_bank(connectors[code], recs, work / code, args)
     finally:
         if args.folder is None:
             shutil.rmtree(work, ignore_errors=True)

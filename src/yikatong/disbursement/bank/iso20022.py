@@ -247,6 +247,7 @@ class IsoConnector:
         rows: list[StatementRow] = []
         days: dict[str, date | None] = {}
         summary: list[tuple[int, int | None, int | None, int | None]] = []
+        entries = [0, 0, 0]  # every entry, booked or not: count, sum of amounts, net (debits positive)
         for el in _iter(path, CAMT053, ("Ntry", "TxsSummry")):
             line = el.sourceline
             if el.tag == t + "TxsSummry":
@@ -272,6 +273,10 @@ class IsoConnector:
                     text = ch.findtext(t + "Dt") or (ch.findtext(t + "DtTm") or "")[:10]
                 elif tag == dtls_tag:
                     details += ch.findall(t + "TxDtls")
+            entry_fen = _amount(amount_text, line, problems)
+            entries[0] += 1
+            entries[1] += entry_fen
+            entries[2] += -entry_fen if direction == "CRDT" else entry_fen
             if status != "BOOK":
                 continue
             if text not in days:
@@ -282,21 +287,21 @@ class IsoConnector:
                 continue
             for tx in details:
                 e2e = tx.findtext(f"{t}Refs/{t}EndToEndId") or ""
-                amount = _amount((tx.findtext(t + "Amt") or "") if len(details) > 1 else amount_text,
-                                 tx.sourceline, problems)
+                amount = _amount(tx.findtext(t + "Amt") or "", tx.sourceline, problems) if len(details) > 1 \
+                    else entry_fen
                 if not e2e or e2e == "NOTPROVIDED":
                     problems.add(tx.sourceline, "交易明细缺少 EndToEndId")
                     continue
                 sign = tx.findtext(t + "CdtDbtInd") or direction
                 rows.append(StatementRow(tx.sourceline, e2e, -amount if sign == "CRDT" else amount, day))
-        for line, count, gross, net in summary:
-            if gross is not None and gross != sum(abs(r.amount_fen) for r in rows):
-                problems.add(line, f"TxsSummry 记载发生额合计 {checks.yuan(gross)}，文件实有 "
-                                   f"{checks.yuan(sum(abs(r.amount_fen) for r in rows))}")
-            if count is not None and count != len(rows):
-                problems.add(line, f"TxsSummry 记载 {count:,} 笔，文件实有 {len(rows):,} 笔")
-            if net is not None and net != sum(r.amount_fen for r in rows):
-                problems.add(line, "TxsSummry 记载的净发生额与条目不符")
+        for line, count, gross, net in summary:  # TxsSummry counts entries (a batch booking is one entry)
+            if count is not None and count != entries[0]:
+                problems.add(line, f"TxsSummry 记载 {count:,} 个条目，文件实有 {entries[0]:,} 个")
+            if gross is not None and gross != entries[1]:
+                problems.add(line, f"TxsSummry 记载发生额合计 {checks.yuan(gross)}，文件实有 {checks.yuan(entries[1])}")
+            if net is not None and net != entries[2]:
+                problems.add(line, f"TxsSummry 记载净发生额 {checks.yuan(net)}（借方为正），文件实有 "
+                                   f"{checks.yuan(entries[2])}")
         return checks.check_statement(rows, batch.records if batch else None, [], problems)
 
     # --- what the bank reads and writes (the simulator) ---------------------------------------------
