@@ -82,7 +82,7 @@ def check_return(rows: Sequence[ReturnRow], expected: Sequence[PaymentRecord], d
     once, with its amount; then the file's own counts. Raises Invalid with every problem found."""
     amounts = {r.end_to_end_id: r.amount_fen for r in expected}
     seen: dict[str, int | None] = {}
-    total = 0
+    total = matched = 0
     for row in rows:
         total += row.amount_fen
         e2e = row.end_to_end_id
@@ -94,11 +94,13 @@ def check_return(rows: Sequence[ReturnRow], expected: Sequence[PaymentRecord], d
         wanted = amounts.get(e2e)
         if wanted is None:
             problems.add(row.line, f"流水号 {e2e} 不属于本批次文件")
-        elif wanted != row.amount_fen:
+            continue
+        matched += 1
+        if wanted != row.amount_fen:
             problems.add(row.line, f"流水号 {e2e} 金额为 {yuan(row.amount_fen)}，批次中为 {yuan(wanted)}")
         if not row.paid and not row.reason_code and not row.reason:
             problems.add(row.line, f"流水号 {e2e} 失败但没有原因")
-    if len(seen) < len(amounts):
+    if matched < len(amounts):
         missing = [e2e for e2e in amounts if e2e not in seen]
         problems.add(None, f"缺少 {len(missing):,} 笔批次记录的回盘：{'、'.join(missing[:10])}"
                            + ("等" if len(missing) > 10 else ""))
