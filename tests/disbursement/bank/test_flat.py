@@ -114,3 +114,9 @@ def test_the_header_tells_which_bank_wrote_a_file(tmp_path: Path) -> None:
     [psbc] = connector("PSBC").export_batch(make_batch("PSBC", 1), tmp_path)
     assert isinstance(connector("ABC").header_of(abc), FileHeader)
     assert connector("ABC").header_of(psbc) is None and connector("PSBC").header_of(abc) is None
+
+
+def test_the_folder_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(Invalid, match="不存在"):
+        connector("PSBC").export_batch(make_batch("PSBC", 1), tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from yikatong.core.errors import Invalid
 from yikatong.disbursement.bank.records import PaymentRecord
 
 KIND_BATCH, KIND_RETURN, KIND_STATEMENT = "PAY", "RET", "STM"
@@ -58,6 +59,8 @@ class HashedFile:
     """A binary file written under a temporary name in its folder, renamed into place on close."""
 
     def __init__(self, path: Path):
+        if not path.parent.is_dir():  # never made here: the restricted folder's owner and mode are the operator's
+            raise Invalid(f"文件夹 {path.parent} 不存在，文件未生成")
         self.path = path
         self._tmp = path.with_name(f".{path.name}.partial")
         fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
