@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from yikatong.core.errors import Invalid
 from yikatong.core.money import format_fen
@@ -46,8 +47,7 @@ class Declared:
     total_fen: int | None
 
 
-@dataclass(frozen=True)
-class ReturnRow:
+class ReturnRow(NamedTuple):  # tuples: a million of them are made per return
     line: int | None
     end_to_end_id: str
     amount_fen: int
@@ -56,8 +56,7 @@ class ReturnRow:
     reason: str
 
 
-@dataclass(frozen=True)
-class StatementRow:
+class StatementRow(NamedTuple):
     line: int | None
     end_to_end_id: str
     amount_fen: int  # signed: positive out of the treasury account, negative returned to it

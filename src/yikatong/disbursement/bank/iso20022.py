@@ -6,10 +6,10 @@ official schemas are in `xsd/` (see its README for where they come from)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -131,8 +131,7 @@ def _root_message(path: Path) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Tx:
+class _Tx(NamedTuple):
     line: int
     e2e: str
     status: str
@@ -242,8 +241,8 @@ class IsoConnector:
                             else f"对账单 {path.name} 与批次 {batch.batch_number} 不符")
         self._require(path, CAMT053, problems)
         t = f"{{{ns(CAMT053)}}}"
-        amt_tag, sign_tag, sts_tag, day_tag, dtls_tag = (t + x for x in ("Amt", "CdtDbtInd", "Sts", "BookgDt",
-                                                                          "NtryDtls"))
+        amt_tag, sign_tag, sts_tag, day_tag, dtls_tag, e2e_tag = (
+            t + x for x in ("Amt", "CdtDbtInd", "Sts", "BookgDt", "NtryDtls", "EndToEndId"))
         rows: list[StatementRow] = []
         days: dict[str, date | None] = {}
         summary: list[tuple[int, int | None, int | None, int | None]] = []
@@ -260,19 +259,19 @@ class IsoConnector:
                                     None if net is None else (-net if sign == "CRDT" else net)))
                 continue
             status = direction = text = amount_text = ""
-            details = []
-            for ch in el:
+            dtls = None
+            for ch in el:  # the entry's own children in one pass (choices: their first child's text)
                 tag = ch.tag
                 if tag == amt_tag:
                     amount_text = ch.text or ""
                 elif tag == sign_tag:
                     direction = ch.text or ""
                 elif tag == sts_tag:
-                    status = ch.findtext(t + "Cd") or ch.findtext(t + "Prtry") or ""
+                    status = ch[0].text or "" if len(ch) else ""
                 elif tag == day_tag:
-                    text = ch.findtext(t + "Dt") or (ch.findtext(t + "DtTm") or "")[:10]
-                elif tag == dtls_tag:
-                    details += ch.findall(t + "TxDtls")
+                    text = (ch[0].text or "")[:10] if len(ch) else ""
+                elif tag == dtls_tag and dtls is None:
+                    dtls = ch
             entry_fen = _amount(amount_text, line, problems)
             entries[0] += 1
             entries[1] += entry_fen
@@ -282,13 +281,19 @@ class IsoConnector:
             if text not in days:
                 days[text] = _date(text)
             day = days[text]
-            if day is None or direction not in ("DBIT", "CRDT") or not details:
-                problems.add(line, "记账条目缺少记账日期、借贷方向（DBIT/CRDT）或交易明细（NtryDtls/TxDtls）")
+            ids = [] if dtls is None else [e.text for e in dtls.iter(e2e_tag)]
+            if day is None or direction not in ("DBIT", "CRDT") or not ids:
+                problems.add(line, "记账条目缺少记账日期、借贷方向（DBIT/CRDT）或交易明细的 EndToEndId")
                 continue
-            for tx in details:
+            if len(ids) == 1 and len(dtls) == 1:  # one transaction: the entry's amount and direction are its own
+                if not ids[0] or ids[0] == "NOTPROVIDED":
+                    problems.add(line, "交易明细缺少 EndToEndId")
+                else:
+                    rows.append(StatementRow(line, ids[0], -entry_fen if direction == "CRDT" else entry_fen, day))
+                continue
+            for tx in el.iterfind(f"{t}NtryDtls/{t}TxDtls"):  # a batch booking: one line per transaction
                 e2e = tx.findtext(f"{t}Refs/{t}EndToEndId") or ""
-                amount = _amount(tx.findtext(t + "Amt") or "", tx.sourceline, problems) if len(details) > 1 \
-                    else entry_fen
+                amount = _amount(tx.findtext(t + "Amt") or "", tx.sourceline, problems)
                 if not e2e or e2e == "NOTPROVIDED":
                     problems.add(tx.sourceline, "交易明细缺少 EndToEndId")
                     continue
