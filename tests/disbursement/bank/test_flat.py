@@ -120,3 +120,14 @@ def test_the_folder_must_exist(tmp_path: Path) -> None:
     with pytest.raises(Invalid, match="不存在"):
         connector("PSBC").export_batch(make_batch("PSBC", 1), tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_file_changed_after_it_was_written_is_refused(tmp_path: Path) -> None:
+    from yikatong.disbursement.bank.files import check_sha256
+
+    [w] = export_recorded(connector("PSBC"), make_batch("PSBC", 2), tmp_path)
+    check_sha256(w.path, w.sha256)
+    check_sha256(w.path, w.sha256.upper())
+    w.path.write_bytes(w.path.read_bytes().replace(b"|1|", b"|9|", 1))
+    with pytest.raises(Invalid, match="与登记的 .* 不符"):
+        check_sha256(w.path, w.sha256)

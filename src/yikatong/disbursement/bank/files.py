@@ -55,6 +55,13 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def check_sha256(path: Path, expected: str) -> None:
+    """Refuse a file whose bytes are not the ones recorded (a file changed after it was written or sent)."""
+    found = file_sha256(path)
+    if found != expected.lower():
+        raise Invalid(f"文件 {path.name} 的 SHA-256 为 {found}，与登记的 {expected} 不符，文件已被改动，不能使用")
+
+
 class HashedFile:
     """A binary file written under a temporary name in its folder, renamed into place on close."""
 
