@@ -131,3 +131,26 @@ def test_a_file_changed_after_it_was_written_is_refused(tmp_path: Path) -> None:
     w.path.write_bytes(w.path.read_bytes().replace(b"|1|", b"|9|", 1))
     with pytest.raises(Invalid, match="与登记的 .* 不符"):
         check_sha256(w.path, w.sha256)
+
+
+@pytest.mark.parametrize("code", ["ABC", "PSBC", "SCRCU"])
+def test_a_batch_with_a_duplicate_id_or_no_amount_is_not_exported(tmp_path: Path, code: str) -> None:
+    batch = make_batch(code, 3)
+    r = batch.records
+    bad = type(batch)(batch.batch_number, code, batch.created_at, batch.debtor_name, batch.debtor_account,
+                      [r[0], r[1], PaymentRecord(r[0].end_to_end_id, "王五", "6228480000000000001", 0, "")])
+    with pytest.raises(Invalid) as caught:
+        connector(code).export_batch(bad, tmp_path)
+    assert "第 3 笔：流水号" in caught.value.message and "重复" in caught.value.message
+    assert "第 3 笔：金额 0 分不是正数" in caught.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_in_a_later_file_removes_the_earlier_ones(tmp_path: Path) -> None:
+    batch = make_batch("SCRCU", 4)
+    r = list(batch.records)
+    r[3] = PaymentRecord(r[3].end_to_end_id, "张三", "6" * 40, 100, "")  # too long for CdtrAcct/Id (34)
+    bad = type(batch)(batch.batch_number, "SCRCU", batch.created_at, batch.debtor_name, batch.debtor_account, r)
+    with pytest.raises(Invalid, match="账号应为 1 至 34 个字符"):
+        connector("SCRCU", max_records_per_file=2).export_batch(bad, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 
 from yikatong.core.errors import Invalid
-from yikatong.disbursement.bank.records import PaymentRecord
+from yikatong.disbursement.bank.checks import Problems
+from yikatong.disbursement.bank.records import BatchFile, PaymentRecord
 
 KIND_BATCH, KIND_RETURN, KIND_STATEMENT = "PAY", "RET", "STM"
 
@@ -48,6 +49,21 @@ def chunks(records: Sequence[PaymentRecord], size: int) -> list[Sequence[Payment
     """A batch split at the bank's maximum records per file, in batch order (file n holds records
     (n-1)*size ... n*size-1): the reader of a return finds the records a file answers the same way."""
     return [records[i:i + size] for i in range(0, len(records), size)] or [records[:0]]
+
+
+def check_batch(batch: BatchFile) -> None:
+    """What every bank file needs of a batch before a byte is written: each 流水号 present, at most 35
+    characters and once only; each amount a positive number of fen."""
+    problems = Problems(f"批次 {batch.batch_number} 不能导出")
+    seen: set[str] = set()
+    for n, r in enumerate(batch.records, 1):
+        e2e = r.end_to_end_id
+        if not 0 < len(e2e) <= 35 or e2e in seen:
+            problems.add(None, f"第 {n} 笔：流水号 {e2e!r} 为空、超过 35 个字符或重复")
+        if r.amount_fen <= 0:
+            problems.add(None, f"第 {n} 笔：金额 {r.amount_fen} 分不是正数")
+        seen.add(e2e)
+    problems.raise_if_any()
 
 
 def file_sha256(path: Path) -> str:

@@ -22,6 +22,7 @@ from yikatong.disbursement.bank.files import (
     FileHeader,
     HashedFile,
     WrittenFile,
+    check_batch,
     chunks,
 )
 from yikatong.disbursement.bank.reasons import reason_text
@@ -72,13 +73,20 @@ class FlatConnector:
     def export_files(self, batch: BatchFile, folder: Path) -> list[WrittenFile]:
         """The batch's files in `folder`, split at the bank's maximum records per file, each with its
         SHA-256, count and total."""
+        check_batch(batch)
         parts = chunks(batch.records, self.template.max_records_per_file)
         written = []
-        for no, part in enumerate(parts, 1):
-            path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}{self._suffix}"
-            header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
-                                batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
-            written.append(self._write(path, header, self.template.batch, _batch_getters(), list(enumerate(part, 1))))
+        try:
+            for no, part in enumerate(parts, 1):
+                path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}{self._suffix}"
+                header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
+                                    batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
+                items = list(enumerate(part, 1))
+                written.append(self._write(path, header, self.template.batch, _batch_getters(), items))
+        except BaseException:  # all of the batch's files or none of them
+            for w in written:
+                w.path.unlink(missing_ok=True)
+            raise
         return written
 
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:

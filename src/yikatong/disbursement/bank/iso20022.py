@@ -23,6 +23,7 @@ from yikatong.disbursement.bank.files import (
     FileHeader,
     HashedFile,
     WrittenFile,
+    check_batch,
     chunks,
 )
 from yikatong.disbursement.bank.reasons import reason_text
@@ -155,13 +156,19 @@ class IsoConnector:
         return [f.path for f in self.export_files(batch, folder)]
 
     def export_files(self, batch: BatchFile, folder: Path) -> list[WrittenFile]:
+        check_batch(batch)
         parts = chunks(batch.records, self.template.max_records_per_file)
         written = []
-        for no, part in enumerate(parts, 1):
-            header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
-                                batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
-            path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}.{PAIN001}.xml"
-            written.append(self.write_pain001(path, header, part))
+        try:
+            for no, part in enumerate(parts, 1):
+                header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
+                                    batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
+                path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}.{PAIN001}.xml"
+                written.append(self.write_pain001(path, header, part))
+        except BaseException:  # all of the batch's files or none of them
+            for w in written:
+                w.path.unlink(missing_ok=True)
+            raise
         return written
 
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:
@@ -450,8 +457,9 @@ def is_iso20022(path: Path) -> str | None:
 
 
 def _credit_transfer(r: PaymentRecord) -> str:
-    if len(r.end_to_end_id) > 35 or not r.end_to_end_id or len(r.account) > 34 or not r.account:
-        raise Invalid(f"流水号 {r.end_to_end_id!r}：流水号应为 1 至 35 个字符、账号应为 1 至 34 个字符，文件未生成")
+    if not 0 < len(r.account) <= 34 or not 0 < len(r.payee_name) <= 140 or len(r.purpose) > 140:
+        raise Invalid(f"流水号 {r.end_to_end_id}：账号应为 1 至 34 个字符，户名 1 至 140 个字符，用途至多 140 个字符，"
+                      "文件未生成")
     info = f"<RmtInf><Ustrd>{escape(r.purpose)}</Ustrd></RmtInf>" if r.purpose else ""
     return (f"<CdtTrfTxInf><PmtId><EndToEndId>{escape(r.end_to_end_id)}</EndToEndId></PmtId>"
             f'<Amt><InstdAmt Ccy="{CCY}">{yuan_text(r.amount_fen)}</InstdAmt></Amt>'
