@@ -29,10 +29,12 @@ def register(app: typer.Typer) -> None:
                                                   "back the next day). Default: the day the batch file was made "
                                                   "(Beijing time)."),
     ) -> None:
-        """Play the bank: read an exported batch file and write the bank's return (回盘文件: the same flat
-        template, or pain.002.001.12) and the paying account's statement (对账单: the flat template, or
-        camt.053.001.08), with realistic failures. Offline, deterministic, for trying the payment loop
-        end to end on one machine."""
+        """Play the bank (模拟银行): answer an exported batch file with a return and a statement.
+
+        Reads the batch file (代发文件) and writes the bank's return (回盘文件: the same flat template, or
+        pain.002.001.12) and the paying account's statement (对账单: the flat template, or camt.053.001.08),
+        with realistic failures. Offline and deterministic, for running the payment loop end to end on
+        one machine."""
         from yikatong.core.errors import Invalid
         from yikatong.core.money import format_fen
         from yikatong.disbursement.bank.sim import simulate
