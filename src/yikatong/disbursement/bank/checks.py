@@ -4,7 +4,7 @@ naming each problem, with its line number where it has one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
@@ -110,19 +110,19 @@ def check_return(rows: Sequence[ReturnRow], expected: Sequence[PaymentRecord], d
                          "" if r.paid else r.reason_code, "" if r.paid else r.reason) for r in rows]
 
 
-def check_statement(rows: Sequence[StatementRow], batch_records: Sequence[PaymentRecord] | None,
+def check_statement(rows: Sequence[StatementRow], amounts: Mapping[str, int] | None,
                     declared: Iterable[Declared], problems: Problems) -> list[StatementLine]:
     """A statement's booked lines: at most one payment out and one return per record, a return only after
-    a payment of the same amount; against the batch when given (every line one of its records, with its
-    amount — records not yet booked may be absent); then the file's own counts."""
-    amounts = {r.end_to_end_id: r.amount_fen for r in batch_records} if batch_records is not None else None
-    out: dict[str, tuple[int | None, int]] = {}
+    a payment of the same amount; against the batch's amounts (流水号 -> fen) when given (every line one
+    of its records, with its amount — records not yet booked may be absent); then the file's own counts."""
+    out: dict[str, StatementRow] = {}  # the payment out of each record
     back: set[str] = set()
     total = 0
     for row in rows:
-        total += row.amount_fen
-        e2e, amount = row.end_to_end_id, abs(row.amount_fen)
-        if row.amount_fen == 0:
+        e2e, signed = row.end_to_end_id, row.amount_fen
+        total += signed
+        amount = signed if signed > 0 else -signed
+        if signed == 0:
             problems.add(row.line, f"流水号 {e2e} 金额为零")
             continue
         if amounts is not None:
@@ -132,18 +132,18 @@ def check_statement(rows: Sequence[StatementRow], batch_records: Sequence[Paymen
                 continue
             if wanted != amount:
                 problems.add(row.line, f"流水号 {e2e} 金额为 {yuan(amount)}，批次中为 {yuan(wanted)}")
-        if row.amount_fen > 0:
+        if signed > 0:
             if e2e in out:
-                first = out[e2e][0]
+                first = out[e2e].line
                 problems.add(row.line, f"流水号 {e2e} 重复支出" + (f"（首次出现在第 {first} 行）" if first else ""))
-            out[e2e] = (row.line, amount)
+            out[e2e] = row
         else:
             if e2e in back:
                 problems.add(row.line, f"流水号 {e2e} 重复退回")
             elif e2e not in out:
                 problems.add(row.line, f"流水号 {e2e} 退回，但此前没有支出")
-            elif out[e2e][1] != amount:
-                problems.add(row.line, f"流水号 {e2e} 退回 {yuan(amount)}，支出为 {yuan(out[e2e][1])}")
+            elif out[e2e].amount_fen != amount:
+                problems.add(row.line, f"流水号 {e2e} 退回 {yuan(amount)}，支出为 {yuan(out[e2e].amount_fen)}")
             back.add(e2e)
     check_declared(declared, len(rows), total, problems)
     problems.raise_if_any()

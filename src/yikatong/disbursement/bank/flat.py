@@ -22,6 +22,8 @@ from yikatong.disbursement.bank.files import (
     FileHeader,
     HashedFile,
     WrittenFile,
+    amounts_of,
+    bulk,
     check_batch,
     chunks,
 )
@@ -89,6 +91,7 @@ class FlatConnector:
             raise
         return written
 
+    @bulk
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:
         problems = Problems(f"回盘文件 {path.name} 与批次 {batch.batch_number} 不符")
         layout, t = self.template.returns, self.template
@@ -112,6 +115,7 @@ class FlatConnector:
                 problems.add(line, f"处理结果应为 {paid_mark} 或 {failed_mark}，文件为 {status!r}")
         return checks.check_return(rows, part, self._declared(parsed), problems)
 
+    @bulk
     def read_statement(self, path: Path, batch: BatchFile | None = None) -> list[StatementLine]:
         """The statement's lines; checked against `batch` too when it is given."""
         problems = Problems(f"对账单 {path.name} 有误" if batch is None
@@ -133,10 +137,11 @@ class FlatConnector:
                 rows.append(StatementRow(line, e2e, -amount, day))
             else:
                 problems.add(line, f"借贷方向应为 D 或 C，文件为 {direction!r}")
-        return checks.check_statement(rows, batch.records if batch else None, self._declared(parsed), problems)
+        return checks.check_statement(rows, amounts_of(batch) if batch else None, self._declared(parsed), problems)
 
     # --- what the bank writes (the simulator) and reads (a batch file) -------------------------------
 
+    @bulk
     def read_batch_file(self, path: Path) -> tuple[FileHeader, list[PaymentRecord]]:
         """A batch file as the bank reads it (for `ykt bank-sim`), checked against its own header and trailer."""
         problems = Problems(f"代发文件 {path.name} 有误")

@@ -23,6 +23,8 @@ from yikatong.disbursement.bank.files import (
     FileHeader,
     HashedFile,
     WrittenFile,
+    amounts_of,
+    bulk,
     check_batch,
     chunks,
 )
@@ -171,6 +173,7 @@ class IsoConnector:
             raise
         return written
 
+    @bulk
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:
         problems = Problems(f"回盘文件 {path.name} 与批次 {batch.batch_number} 不符")
         self._require(path, PAIN002, problems)
@@ -242,6 +245,7 @@ class IsoConnector:
                                    f"文件实有 {checks.yuan(got[1])}")
         return checks.check_return(rows, parts[orig[1] - 1], declared, problems)
 
+    @bulk
     def read_statement(self, path: Path, batch: BatchFile | None = None) -> list[StatementLine]:
         """Booked entries (Sts BOOK) with their EndToEndId; entries not booked yet are left out."""
         problems = Problems(f"对账单 {path.name} 有误" if batch is None
@@ -314,7 +318,7 @@ class IsoConnector:
             if net is not None and net != entries[2]:
                 problems.add(line, f"TxsSummry 记载净发生额 {checks.yuan(net)}（借方为正），文件实有 "
                                    f"{checks.yuan(entries[2])}")
-        return checks.check_statement(rows, batch.records if batch else None, [], problems)
+        return checks.check_statement(rows, amounts_of(batch) if batch else None, [], problems)
 
     # --- what the bank reads and writes (the simulator) ---------------------------------------------
 
@@ -338,6 +342,7 @@ class IsoConnector:
             out.write(b"</PmtInf>\n</CstmrCdtTrfInitn>\n</Document>\n")
         return WrittenFile(path, out.sha256, h.record_count, h.total_fen)
 
+    @bulk
     def read_batch_file(self, path: Path) -> tuple[FileHeader, list[PaymentRecord]]:
         """A pain.001 as the bank reads it (for `ykt bank-sim`), checked against its NbOfTxs and CtrlSum."""
         problems = Problems(f"代发文件 {path.name} 有误")
