@@ -17,7 +17,7 @@ from pathlib import Path
 from yikatong.core.clock import beijing_at, beijing_date
 from yikatong.core.errors import Invalid
 from yikatong.disbursement.bank.connector import Connector, registry
-from yikatong.disbursement.bank.files import WrittenFile
+from yikatong.disbursement.bank.files import WrittenFile, bulk
 from yikatong.disbursement.bank.iso20022 import PAIN001, IsoConnector, is_iso20022
 from yikatong.disbursement.bank.reasons import REASONS, SIMULATED
 from yikatong.disbursement.bank.records import PaymentRecord, ReturnRecord, ReturnStatus, StatementLine
@@ -82,6 +82,7 @@ def detect(path: Path, folder: Path = BANKS_DIR) -> tuple[Connector, str]:
     raise Invalid(f"{path.name} 既不是 {PAIN001} 文件，也不是任何银行模板的代发文件（首行表头不符）")
 
 
+@bulk
 def simulate(path: Path, out_folder: Path, failure_rate: float, seed: int, booked_on: date | None = None,
              folder: Path = BANKS_DIR) -> SimResult:
     connector, kind = detect(path, folder)
