@@ -83,8 +83,9 @@ _amounts_of: list[tuple[weakref.ref[BatchFile], dict[str, int]]] = []
 def amounts_of(batch: BatchFile) -> dict[str, int]:
     """流水号 -> amount of a batch, kept for the last batch asked about: the statements of a batch's
     twenty files are all checked against the same million records."""
-    if _amounts_of and _amounts_of[0][0]() is batch:
-        return _amounts_of[0][1]
+    cached = _amounts_of[0] if _amounts_of else None  # read once: another thread may replace it
+    if cached is not None and cached[0]() is batch:
+        return cached[1]
     amounts = {r.end_to_end_id: r.amount_fen for r in batch.records}
     _amounts_of[:] = [(weakref.ref(batch), amounts)]
     return amounts
