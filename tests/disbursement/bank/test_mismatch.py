@@ -225,3 +225,15 @@ def test_a_return_without_its_payment_or_a_wrong_count_in_a_statement_is_refused
         match = "尾行记载笔数 6，文件实有 5 笔"
     with pytest.raises(Invalid, match=match):
         c.read_statement(path, batch)
+
+
+def test_each_batch_is_checked_with_its_own_amounts(tmp_path: Path) -> None:
+    c, batch, header, records = _setup("PSBC", tmp_path)
+    path = _statement(c, header, tmp_path, _lines(records))
+    assert len(c.read_statement(path, batch)) == 5
+    other = BatchFile(batch.batch_number, "PSBC", batch.created_at, batch.debtor_name, batch.debtor_account,
+                      [PaymentRecord(r.end_to_end_id, r.payee_name, r.account, r.amount_fen + 1, r.purpose)
+                       for r in records])
+    with pytest.raises(Invalid, match="批次中为"):
+        c.read_statement(path, other)
+    assert len(c.read_statement(path, batch)) == 5
