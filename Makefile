@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-job-counter bench-counter bench-load clean
+.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-job-counter bench-counter bench-load bench-bank clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -67,6 +67,11 @@ bench-job-counter: install
 # department systems retrying their keys): SQLite by default, PostgreSQL with BENCH_DB=... make bench-load
 bench-load: install
 	$(BIN)/python benchmarks/mixed_load.py --seconds $(or $(BENCH_SECONDS),120) $(if $(BENCH_DB),--database $(BENCH_DB))
+
+# Bank files of a 1,000,000-record batch: export (fixed width, delimited, pain.001), bank-sim, return and
+# statement read back and checked; pure over records, no database
+bench-bank: install
+	$(BIN)/python benchmarks/bank_files.py --records $(or $(BENCH_RECORDS),1000000) --validate
 
 clean:
 	rm -rf data .pytest_cache

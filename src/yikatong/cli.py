@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from yikatong.disbursement import commands as pay_commands
+from yikatong.disbursement.bank import commands as bank_commands
 from yikatong.imports import commands as import_commands
 from yikatong.interception import commands as interception_commands
 from yikatong.jobs import commands as jobs_commands
@@ -45,6 +46,7 @@ sharing_commands.register(app)
 interception_commands.register(app)
 jobs_commands.register(app)
 pay_commands.register(app)
+bank_commands.register(app)
 
 
 def main() -> None:
