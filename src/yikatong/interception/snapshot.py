@@ -89,9 +89,16 @@ class Snapshot:
     focus: tuple[int, ...] | None  # None: the whole city
     shared: dict[str, list[int]] = field(default_factory=dict)  # data set -> snapshot ids in use
     counts: dict[str, int] = field(default_factory=dict)  # table -> rows
+    kept: str = ""  # how a city snapshot was had: "unchanged", "refreshed", "rebuilt" (kept file), "" (exported)
+    release: Callable[[], None] | None = None  # lets go of the kept file (interception.kept)
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            if self.release is not None:
+                self.release()
+                self.release = None
 
 
 def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -136,29 +143,36 @@ def limit_message(error: Exception, seconds: float) -> str | None:
     return None
 
 
+def cast_columns(name: str, extra: Sequence[tuple[str, str]] = ()) -> str:
+    """The SELECT list that turns an export of `name` (text and numbers) into the rule table's types;
+    `extra` (column, type) are kept columns beyond the rule table's (interception.kept)."""
+    return ", ".join([_cast(name, c.name, c.type) for c in RULE_TABLES[name].columns]
+                     + [_cast(name, column, type_) for column, type_ in extra])
+
+
 def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Table) -> int:
-    table = RULE_TABLES[name]
     con.register("raw_export", raw)
-    columns = ", ".join(_cast(name, c.name, c.type) for c in table.columns)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {columns} FROM raw_export").fetchall()
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {cast_columns(name)} FROM raw_export").fetchall()
     con.unregister("raw_export")
     return count_rows(con, name)
 
 
-def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
+def _price_periods(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
     """Each application's period_standard_fen: the standard in force on its period's first day —
     the county's own standard where it has one in force, else the city-wide one (the item's current
     standard for an item with no dated standard), as workflow prices a claim. Worked out once per
     item, county and period (a few thousand), then written only where it differs from the price the
-    claim was stored with (normally nowhere), so a city of millions is not copied."""
+    claim was stored with (normally nowhere), so a city of millions is not copied. `only`: a SELECT of
+    the application ids to price (the kept snapshot prices only the rows it has just written)."""
     con.execute("UPDATE item_standards SET county_code = NULL WHERE county_code = ''").fetchall()
-    con.execute("""
+    apps = f"(SELECT * FROM applications WHERE application_id IN ({only}))" if only else "applications"
+    con.execute(f"""
         CREATE TEMP TABLE period_prices AS
         WITH s AS (
           SELECT * FROM item_standards
           QUALIFY row_number() OVER (PARTITION BY item_code, county_code, valid_from ORDER BY standard_id DESC) = 1
         ), k AS (
-          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM applications
+          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM {apps}
         )
         SELECT k.item_code, k.county, k.period_start,
                COALESCE(c.standard_fen, w.standard_fen, i.standard_fen) AS standard_fen
@@ -168,11 +182,12 @@ def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
         ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NULL) w
           ON w.item_code = k.item_code AND k.period_start >= w.valid_from
         LEFT JOIN items i ON i.item_code = k.item_code""").fetchall()
-    con.execute("""
+    restrict = f" AND a.application_id IN ({only})" if only else ""
+    con.execute(f"""
         UPDATE applications a SET period_standard_fen = p.standard_fen
         FROM period_prices p
         WHERE p.item_code = a.item_code AND p.county = left(a.region_code, 6) AND p.period_start = a.period_start
-          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen""").fetchall()
+          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen{restrict}""").fetchall()
     con.execute("DROP TABLE period_prices").fetchall()
 
 
@@ -307,7 +322,31 @@ class _ChildCursor:
 
 def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
                   progress: Progress | None = None) -> Snapshot:
-    """Export every live application and the whole registry and catalogue (committed data)."""
+    """Every live application and the whole registry and catalogue (committed data), with the current
+    shared data: the kept snapshot under YKT_DATA_DIR refreshed by what changed since the last run
+    (interception.kept), or, where none can be kept, a whole export into memory."""
+    from yikatong.interception import kept
+
+    snap = kept.open_city(engine, threads=threads, progress=progress)
+    if snap is None:
+        return export_city(engine, shared, threads=threads, progress=progress)
+    try:
+        _attach_shared(snap, shared, progress=progress, step0=len(EXPORTS),
+                       steps=len(EXPORTS) + len(shared_tables()))
+    except BaseException:
+        snap.close()
+        raise
+    return snap
+
+
+def shared_tables() -> list[str]:
+    return [name for name, table in RULE_TABLES.items() if table.shared]
+
+
+def export_city(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
+                progress: Progress | None = None) -> Snapshot:
+    """Export every live application and the whole registry and catalogue (committed data) into an
+    in-memory DuckDB database."""
     con = connect_duckdb(threads)
     snap = Snapshot(con, None)
     steps = len(EXPORTS) + len(RULE_TABLES) - len(PLATFORM_TABLES)
