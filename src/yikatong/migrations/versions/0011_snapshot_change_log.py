@@ -12,9 +12,11 @@ Create Date: 2026-12-05
 token: a kept snapshot is fresh only if it knows the token, and anything that bypasses the log (a
 TRUNCATE, a bulk load with the triggers off) changes it, so a snapshot built before is rebuilt.
 
-SQLite: row triggers (an update is logged only when a watched column really changed). PostgreSQL:
-statement triggers with transition tables, one INSERT .. SELECT per statement (a COPY of 100,000
-rows logs them in one statement, not 100,000 calls).
+SQLite: row triggers. PostgreSQL: inserts and deletes by statement triggers with transition tables,
+one INSERT .. SELECT per statement (a COPY of 100,000 rows logs them in one statement, not 100,000
+calls); updates by a row trigger. On both, an update fires only when it sets a watched column and
+is logged only when a value really changed: the frequent updates of other columns (open flags,
+reminders) cost nothing.
 """
 
 import sqlalchemy as sa
@@ -80,24 +82,24 @@ def upgrade() -> None:
               UPDATE snapshot_state SET token = md5(random()::text || clock_timestamp()::text);
               RETURN NULL;
             END $$""")
+        op.execute("""
+            CREATE FUNCTION ykt_snapshot_log_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              INSERT INTO snapshot_changes (table_name, row_id) VALUES (TG_TABLE_NAME, NEW.id);
+              RETURN NULL;
+            END $$""")
         for table, columns in WATCHED.items():
-            new = ", ".join(f"n.{c}" for c in columns)
-            old = ", ".join(f"o.{c}" for c in columns)
-            op.execute(f"""
-                CREATE FUNCTION ykt_snapshot_log_{table}_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN
-                  INSERT INTO snapshot_changes (table_name, row_id)
-                  SELECT '{table}', n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
-                  WHERE ({new}) IS DISTINCT FROM ({old});
-                  RETURN NULL;
-                END $$""")
+            new = ", ".join(f"NEW.{c}" for c in columns)
+            old = ", ".join(f"OLD.{c}" for c in columns)
             op.execute(f"CREATE TRIGGER snapshot_log_{table}_ins AFTER INSERT ON {table} REFERENCING NEW TABLE AS "
                        f"new_rows FOR EACH STATEMENT EXECUTE FUNCTION ykt_snapshot_log_inserted()")
             op.execute(f"CREATE TRIGGER snapshot_log_{table}_del AFTER DELETE ON {table} REFERENCING OLD TABLE AS "
                        f"old_rows FOR EACH STATEMENT EXECUTE FUNCTION ykt_snapshot_log_deleted()")
-            op.execute(f"CREATE TRIGGER snapshot_log_{table}_upd AFTER UPDATE ON {table} REFERENCING OLD TABLE AS "
-                       f"old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
-                       f"EXECUTE FUNCTION ykt_snapshot_log_{table}_updated()")
+            # a row trigger on the watched columns only: the many updates of other columns (open_flags,
+            # reminders, card flags) do not fire it at all, and an unchanged value is not logged
+            op.execute(f"CREATE TRIGGER snapshot_log_{table}_upd AFTER UPDATE OF {', '.join(columns)} ON {table} "
+                       f"FOR EACH ROW WHEN (ROW({old}) IS DISTINCT FROM ROW({new})) "
+                       f"EXECUTE FUNCTION ykt_snapshot_log_updated()")
             op.execute(f"CREATE TRIGGER snapshot_log_{table}_trunc AFTER TRUNCATE ON {table} "
                        f"FOR EACH STATEMENT EXECUTE FUNCTION ykt_snapshot_log_truncated()")
     else:
@@ -114,8 +116,7 @@ def downgrade() -> None:
         for table in WATCHED:
             for kind in ("ins", "del", "upd", "trunc"):
                 op.execute(f"DROP TRIGGER IF EXISTS snapshot_log_{table}_{kind} ON {table}")
-            op.execute(f"DROP FUNCTION IF EXISTS ykt_snapshot_log_{table}_updated()")
-        for name in ("inserted", "deleted", "truncated"):
+        for name in ("inserted", "deleted", "updated", "truncated"):
             op.execute(f"DROP FUNCTION IF EXISTS ykt_snapshot_log_{name}()")
     else:
         for table in WATCHED:
