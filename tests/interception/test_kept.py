@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlglot
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from yikatong.core import changelog
@@ -324,3 +324,66 @@ def test_concurrent_refreshes_from_threads_and_processes_do_not_corrupt(town):
     for _how, got in results:
         assert got == want
     assert pending(engine) == 0
+
+
+def _record(engine, snap, hits_table, *, twice: bool = False) -> tuple[int, list, list, dict]:
+    """Record `hits_table` as a first run (the flags already there set aside) in a transaction rolled
+    back at the end: (new flags, the flags, their trail records, open_flags of the flagged)."""
+    from yikatong.interception.models import Flag, RuleRun
+    from yikatong.interception.screening import active_specs, record_hits, sync_builtin_rules
+    from yikatong.workflow.models import Action, ReviewRecord
+
+    with Session(engine) as s:
+        s.execute(text("DELETE FROM leads"))
+        s.execute(text("DELETE FROM flags"))
+        last_record = s.scalar(select(func.max(ReviewRecord.id))) or 0
+        sync_builtin_rules(s, NOW)
+        versions = {v.rule_code: v for v, _ in active_specs(s)}
+        run = RuleRun(scope="city", started_at=NOW, applications=0, hits=hits_table.num_rows, new_flags=0,
+                      snapshots="{}", timings="{}", triggered_by=None)
+        s.add(run)
+        s.flush()
+        new = record_hits(s, snap, hits_table, versions, run, NOW)
+        if twice:
+            assert record_hits(s, snap, hits_table, versions, run, NOW) == 0  # a rerun raises nothing
+        flags = sorted(s.execute(select(
+            Flag.application_id, Flag.rule_code, Flag.rule_version_id, Flag.evidence, Flag.evidence_key, Flag.fact_key,
+            Flag.amount_fen, Flag.item_code, Flag.region_code, Flag.severity, Flag.status, Flag.run_id == run.id,
+            Flag.raised_at,
+            Flag.verified_by, Flag.verified_at, Flag.opinion, Flag.evidence_document)).all())
+        records = sorted(s.execute(select(
+            ReviewRecord.application_id, ReviewRecord.step, ReviewRecord.action, ReviewRecord.to_stage,
+            ReviewRecord.status_after, ReviewRecord.user_id, ReviewRecord.actor_name, ReviewRecord.actor_role,
+            ReviewRecord.at, ReviewRecord.opinion, ReviewRecord.detail)
+            .where(ReviewRecord.id > last_record, ReviewRecord.action == Action.FLAG_RAISED.value)).all())
+        flagged = sorted({f[0] for f in flags})
+        open_flags = dict(s.execute(select(Application.id, Application.open_flags)
+                                    .where(Application.id.in_(flagged[:5000]))).all())
+        s.rollback()
+    return new, flags, records, open_flags
+
+
+def test_a_city_run_records_exactly_what_the_flag_by_flag_path_records(town, monkeypatch):
+    """The bulk writing of a city run (anti-join in DuckDB, COPY) against the path claims and the
+    gate take: the same flags, the same 存疑拦截 records, the same open-flag counts."""
+    import dataclasses
+
+    from yikatong.workflow import flag_marks
+
+    engine = town
+    with Session(engine, expire_on_commit=False) as s:
+        shared = current_snapshots(s)
+    snap = city_snapshot(engine, shared)
+    try:
+        results = rule_engine.run_rules(snap, rulefile.builtin_rules())
+        table = rule_engine.combined_hits(results)
+        monkeypatch.setattr(flag_marks, "BULK_IDS", 10)  # the temporary-table UPDATE of open_flags, too
+        bulk = _record(engine, snap, table, twice=True)
+        ids = tuple(sorted(set(table["application_id"].to_pylist())))
+        one_by_one = _record(engine, dataclasses.replace(snap, focus=ids, release=None), table)
+    finally:
+        snap.close()
+    assert bulk[0] == one_by_one[0] == len(bulk[1]) > 100
+    assert bulk[1] == one_by_one[1]
+    assert bulk[2] == one_by_one[2] and len(bulk[2]) == len({f[0] for f in bulk[1]})
+    assert bulk[3] == one_by_one[3] and set(bulk[3].values()) - {0}
