@@ -175,7 +175,9 @@ def main() -> int:
     load_before = os.getloadavg()
     rows = []
     for phase in args.phases.split(","):
-        command = [sys.executable, __file__, "--phase", phase] + (["--threads", str(args.threads)] if args.threads else [])
+        command = [sys.executable, __file__, "--phase", phase]
+        if args.threads:
+            command += ["--threads", str(args.threads)]
         done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
         if done.returncode:
             print(done.stdout, done.stderr, file=sys.stderr)
