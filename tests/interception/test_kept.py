@@ -368,8 +368,13 @@ def test_a_city_run_records_exactly_what_the_flag_by_flag_path_records(town, mon
     gate take: the same flags, the same 存疑拦截 records, the same open-flag counts."""
     import dataclasses
 
+    from yikatong.interception import screening
     from yikatong.workflow import flag_marks
 
+    def no_race(*_args) -> None:
+        raise AssertionError("the bulk write fell back to the one-by-one path")
+
+    monkeypatch.setattr(screening, "_insert_racing", no_race)
     engine = town
     with Session(engine, expire_on_commit=False) as s:
         shared = current_snapshots(s)
@@ -387,3 +392,38 @@ def test_a_city_run_records_exactly_what_the_flag_by_flag_path_records(town, mon
     assert bulk[1] == one_by_one[1]
     assert bulk[2] == one_by_one[2] and len(bulk[2]) == len({f[0] for f in bulk[1]})
     assert bulk[3] == one_by_one[3] and set(bulk[3].values()) - {0}
+
+
+def test_flags_raised_meanwhile_by_another_transaction_are_not_raised_twice(town, monkeypatch):
+    """As if a claim or the gate raised some of the run's flags after the run read the flags: the bulk
+    write meets them in the unique index and the run writes only the others."""
+    import pyarrow as pa
+
+    from yikatong.interception import screening
+    from yikatong.interception.models import Flag, RuleRun
+
+    engine = town
+    with Session(engine, expire_on_commit=False) as s:
+        shared = current_snapshots(s)
+    snap = city_snapshot(engine, shared)
+    try:
+        table = rule_engine.combined_hits(rule_engine.run_rules(snap, rulefile.builtin_rules()))
+        with Session(engine) as s:
+            s.execute(text("DELETE FROM leads"))
+            s.execute(text("DELETE FROM flags"))
+            screening.sync_builtin_rules(s, NOW)
+            versions = {v.rule_code: v for v, _ in screening.active_specs(s)}
+            run = RuleRun(scope="city", started_at=NOW, applications=0, hits=0, new_flags=0, snapshots="{}",
+                          timings="{}", triggered_by=None)
+            s.add(run)
+            s.flush()
+            first = screening.record_hits(s, snap, table, versions, run, NOW)
+            s.execute(text("DELETE FROM flags WHERE id IN (SELECT id FROM flags ORDER BY id LIMIT 5)"))
+            schema = pa.schema([("application_id", pa.int64()), ("rule_code", pa.string()), ("fact_key", pa.string())])
+            monkeypatch.setattr(screening, "_existing_flags", lambda _session: schema.empty_table())
+            again = screening.record_hits(s, snap, table, versions, run, NOW)
+            assert again == 5
+            assert s.scalar(select(func.count()).select_from(Flag)) == first > 5
+            s.rollback()
+    finally:
+        snap.close()

@@ -260,7 +260,7 @@ def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict
 
 GUARDED_MAX = 20_000  # flags written with ON CONFLICT DO NOTHING; a city run's more go through COPY
 FLAG_COLUMNS = ["application_id", "rule_code", "rule_version_id", "evidence", "evidence_key", "fact_key", "amount_fen",
-                "item_code", "region_code", "severity", "status", "run_id", "raised_at"]
+                "item_code", "region_code", "severity", "status", "run_id", "raised_at", "opinion"]
 
 
 def _record_city(session: Session, snap: Snapshot, hits: pa.Table, versions: dict[str, RuleVersion], run: RuleRun,
@@ -310,13 +310,18 @@ def _record_city(session: Session, snap: Snapshot, hits: pa.Table, versions: dic
         at = naive_utc(now).strftime("%Y-%m-%d %H:%M:%S.%f")
         flags_query = f"""
             SELECT application_id, rule_code, version_id, evidence, left(sha256(fact_key), 32), fact_key, amount_fen,
-                   item_code, region_code, severity, '{FlagStatus.OPEN.value}', {int(run.id)}, '{at}'
+                   item_code, region_code, severity, '{FlagStatus.OPEN.value}', {int(run.id)}, '{at}', ''
             FROM fresh_flags ORDER BY application_id, rule_code"""
         try:
             with savepoint(session):
                 insert_from_duckdb(session, Flag.__tablename__, FLAG_COLUMNS, con, flags_query)
-        except IntegrityError:
+        except IntegrityError as e:
+            if "unique" not in str(e.orig).lower():
+                raise
             _insert_racing(session, con, flags_query)
+            fresh = con.execute("SELECT count(*) FROM fresh_flags").fetchall()[0][0]
+            if not fresh:
+                return 0
         if progress:
             progress("记录存疑信息", fresh, fresh)
         flag_marks.record_flags_raised_from(session, con, "fresh_flags", now)
@@ -331,13 +336,18 @@ def _record_city(session: Session, snap: Snapshot, hits: pa.Table, versions: dic
 
 
 def _insert_racing(session: Session, con, flags_query: str) -> None:
-    """A flag of this run was raised meanwhile by another transaction: write with ON CONFLICT DO
-    NOTHING and keep in `fresh_flags` only what this run wrote."""
-    columns = FLAG_COLUMNS
-    rows = [dict(zip(columns, r, strict=True)) for r in con.execute(flags_query).fetchall()]
-    for row in rows:
-        row["raised_at"] = datetime.fromisoformat(row["raised_at"])
-    written = _insert_new_flags(session, rows)
+    """A flag of this run was raised meanwhile by another transaction: the flags go in bulk into a
+    temporary table, from there into flags with ON CONFLICT DO NOTHING, and `fresh_flags` keeps only
+    what this run wrote."""
+    connection = session.connection()
+    columns = ", ".join(FLAG_COLUMNS)
+    connection.exec_driver_sql("DROP TABLE IF EXISTS racing_flags")
+    connection.exec_driver_sql("CREATE TEMP TABLE racing_flags AS SELECT * FROM flags WHERE 1 = 0")
+    insert_from_duckdb(session, "racing_flags", FLAG_COLUMNS, con, flags_query)
+    written = connection.exec_driver_sql(
+        f"INSERT INTO flags ({columns}) SELECT {columns} FROM racing_flags WHERE 1 = 1 "
+        f"ON CONFLICT DO NOTHING RETURNING application_id, rule_code, fact_key").fetchall()
+    connection.exec_driver_sql("DROP TABLE racing_flags")
     con.register("written_flags", pa.table({
         "application_id": pa.array([w[0] for w in written], pa.int64()),
         "rule_code": pa.array([w[1] for w in written], pa.string()),
