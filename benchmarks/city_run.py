@@ -18,7 +18,8 @@ BACK, as benchmarks/interception.py does.
   export  (for comparison) the whole export into memory that every run did before the kept snapshot
           (`snapshot.export_city`), timed alone;
   first   no kept snapshot (the file is removed first) and no flags (the flags and leads are deleted
-          inside the rolled-back transaction, untimed): every hit is written;
+          and the open-flag counts set to 0 inside the rolled-back transaction, untimed): every hit
+          is written, with its trail record and its application's count;
   same    nothing changed since `first`: the kept file is found fresh, every hit is already flagged;
   noflags the kept file fresh, but no flags (deleted as in `first`): every hit is written;
   changed 1,000 claims are entered first (untimed, through `workflow.service.prepare_claims` and
@@ -122,6 +123,8 @@ def run_phase(phase: str, threads: int | None) -> dict:
     if phase in ("first", "noflags"):
         out["removed_flags"] = session.execute(text("DELETE FROM flags")).rowcount
         session.execute(text("DELETE FROM leads"))
+        # as in a city never screened: every flagged application's count is written by the run
+        session.execute(text("UPDATE applications SET open_flags = 0 WHERE open_flags <> 0"))
         session.flush()
     now = system_clock.now()
     sync_builtin_rules(session, now)

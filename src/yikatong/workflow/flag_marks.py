@@ -89,6 +89,7 @@ def _set_open_flags_bulk(session: Session, ids: list[int], open_count: Any) -> N
     ids_table = table("open_flag_ids", column("id"))
     bulk_insert(session, ids_table, [{"id": i} for i in ids])
     chosen = select(ids_table.c.id)
-    session.execute(update(Application).where(Application.id.in_(chosen)).values(open_flags=open_count)
-                    .execution_options(synchronize_session=False))
+    # only the counts that change: on PostgreSQL every row updated is a new row version in every index
+    session.execute(update(Application).where(Application.id.in_(chosen), Application.open_flags != open_count)
+                    .values(open_flags=open_count).execution_options(synchronize_session=False))
     connection.exec_driver_sql("DELETE FROM open_flag_ids")
