@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-job-counter bench-counter bench-load bench-bank clean
+.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-city bench-job-counter bench-counter bench-load bench-bank clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -51,6 +51,12 @@ bench-inbox: install
 # YKT_DATABASE_URL=sqlite:////tmp/s1.db YKT_DATA_DIR=/tmp/s1data make bench-rules
 bench-rules: install
 	$(BIN)/python benchmarks/interception.py --sample 20000
+
+# The city run on the kept snapshot: a first run, a run with nothing changed, a run after 1,000 claims (LEFT in
+# the database), the rules alone and peak memory; reads a city already built and migrated:
+# YKT_DATABASE_URL=sqlite:////tmp/s1/s1.db YKT_DATA_DIR=/tmp/s1/data make bench-city
+bench-city: install
+	$(BIN)/python benchmarks/city_run.py $(if $(BENCH_DB),--database $(BENCH_DB))
 
 # The city run queued as a job (run by `ykt jobs run-once`) while a village clerk enters 20 claims at the
 # counter of `ykt serve` (p95 target 1 s); reads a city already built, LEAVES the 25 claims it enters:

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("notify", ("yikatong.notify.*",)),
     ("sharing", ("yikatong.sharing.*",)),
     ("flag marks", ("yikatong.workflow.flag_marks",)),
-    ("screening", ("yikatong.interception.rulefile", "yikatong.interception.tables",
+    ("screening", ("yikatong.interception.rulefile", "yikatong.interception.tables", "yikatong.interception.kept",
                    "yikatong.interception.snapshot", "yikatong.interception.engine",
                    "yikatong.interception.screening")),
     ("workflow", ("yikatong.workflow.*",)),

@@ -210,3 +210,38 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     except psycopg.errors.IntegrityError as e:
         # as SQLAlchemy would raise it, so callers see one kind of constraint error on both engines
         raise IntegrityError(f"COPY {table.name}", None, e) from e
+
+
+def insert_from_duckdb(session: Session, table: str, columns: list[str], con: Any, query: str) -> None:
+    """Insert the rows of a DuckDB query (its columns in `columns` order, values as the database
+    stores them: instants as naive UTC text) into `table`, in the session's transaction. PostgreSQL:
+    COPY fed with DuckDB's own CSV (no Python object per value); SQLite: executemany of tuples."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+        cursor = con.execute(query)
+        while rows := cursor.fetchmany(50_000):
+            connection.exec_driver_sql(sql, rows)
+        return
+    import os
+    import tempfile
+
+    import psycopg
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    handle, path = tempfile.mkstemp(prefix="ykt-copy-", suffix=".csv", dir=shm)
+    os.close(handle)
+    try:
+        quoted = path.replace("'", "''")
+        con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT csv, HEADER false)").fetchall()
+        driver = connection.connection.dbapi_connection
+        try:
+            with driver.cursor() as cursor, cursor.copy(
+                    f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy, open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+        except psycopg.errors.IntegrityError as e:
+            raise IntegrityError(f"COPY {table}", None, e) from e
+    finally:
+        os.remove(path)

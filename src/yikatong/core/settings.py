@@ -39,6 +39,9 @@ class Settings:
     # A running job whose heartbeat is older than this is taken to have lost its runner and runs again.
     job_stale_seconds: float = 300.0
     import_job_bytes: int = 1_000_000  # a page upload larger than this is imported by a job
+    # The city run keeps its snapshot in YKT_DATA_DIR/snapshot/ and refreshes it by what changed
+    # (interception.kept); 0 exports the city whole into memory at every run.
+    kept_snapshot: bool = True
 
     @property
     def documents_dir(self) -> Path:
@@ -78,6 +81,7 @@ def get_settings() -> Settings:
         duckdb_temp_max=os.environ.get("YKT_DUCKDB_TEMP_MAX", "20GB"),
         job_stale_seconds=float(os.environ.get("YKT_JOB_STALE_SECONDS", "300")),
         import_job_bytes=int(os.environ.get("YKT_IMPORT_JOB_BYTES", "1000000")),
+        kept_snapshot=os.environ.get("YKT_KEPT_SNAPSHOT", "1") != "0",
     )
 
 

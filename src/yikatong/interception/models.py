@@ -148,3 +148,24 @@ class Lead(Base):
     summary: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(4), default="待处理")
     created_at: Mapped[datetime]
+
+
+class SnapshotChange(Base):
+    """One row of the kept snapshot's change log (快照变更记录): written by database triggers (migration
+    0011) whenever a row of a table the city run reads is inserted, deleted or changed in a column the
+    snapshot holds; read, applied and deleted by interception.kept."""
+
+    __tablename__ = "snapshot_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(32))
+    row_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class SnapshotState(Base):
+    """One row: the token a kept snapshot must know to be fresh. Changed by every refresh that applied
+    the log, and by anything that bypassed the log (a TRUNCATE, a bulk load with the triggers off)."""
+
+    __tablename__ = "snapshot_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String(32))

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from yikatong.core.db import bulk_insert, savepoint
+from yikatong.core.db import bulk_insert, insert_from_duckdb, naive_utc, savepoint
 from yikatong.interception import engine as rule_engine
 from yikatong.interception import rulefile
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion
@@ -220,6 +220,8 @@ def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict
     the facts change, however the evidence is worded. Returns how many flags were raised."""
     if hits.num_rows == 0:
         return 0
+    if snap.focus is None:
+        return _record_city(session, snap, hits, versions, run, now, progress)
     con = snap.con
     con.register("run_hits", hits)
     rows = con.sql("""
@@ -257,6 +259,127 @@ def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict
 
 
 GUARDED_MAX = 20_000  # flags written with ON CONFLICT DO NOTHING; a city run's more go through COPY
+FLAG_COLUMNS = ["application_id", "rule_code", "rule_version_id", "evidence", "evidence_key", "fact_key", "amount_fen",
+                "item_code", "region_code", "severity", "status", "run_id", "raised_at", "opinion"]
+
+
+def _record_city(session: Session, snap: Snapshot, hits: pa.Table, versions: dict[str, RuleVersion], run: RuleRun,
+                 now: datetime, progress: Progress | None) -> int:
+    """record_hits for the whole city, set-based in DuckDB: the flags already raised are read once
+    (application, rule, fact key) and anti-joined there, and the new flags, their trail records and
+    open-flag counts are written in bulk (COPY on PostgreSQL), never a Python object per hit.
+
+    The flags read are the session's own view: on SQLite the run holds the write lock from its first
+    write (the run's row) on, so nothing can be raised in between; on PostgreSQL a flag raised
+    meanwhile by a claim or the gate makes the COPY fail on the unique index, and the run then
+    writes its flags one chunk at a time with ON CONFLICT DO NOTHING instead."""
+    con = snap.con
+    session.flush()
+    con.register("run_hits", hits)
+    con.register("existing_flags", _existing_flags(session))
+    con.register("run_rules", pa.table({
+        "rule_code": pa.array(list(versions), pa.string()),
+        "version_id": pa.array([v.id for v in versions.values()], pa.int64()),
+        "name": pa.array([v.name for v in versions.values()], pa.string()),
+        "severity": pa.array([v.severity for v in versions.values()], pa.string())}))
+    try:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE fresh_flags AS
+            SELECT h.rule_code, h.application_id, h.evidence, h.evidence_key, h.fact_key, h.amount_fen,
+                   a.item_code, a.region_code, a.status, a.stage, r.version_id, r.name, r.severity
+            FROM run_hits h JOIN applications a USING (application_id) JOIN run_rules r USING (rule_code)
+            WHERE NOT EXISTS (SELECT 1 FROM existing_flags e WHERE e.application_id = h.application_id
+                              AND e.rule_code = h.rule_code AND e.fact_key = h.fact_key)""").fetchall()
+        # flags raised before fact keys, with this hit's evidence: they take the fact key (see _adopt_legacy)
+        legacy = con.execute(f"""
+            SELECT f.application_id, f.rule_code, f.fact_key, f.evidence_key FROM fresh_flags f JOIN existing_flags e
+              ON e.application_id = f.application_id AND e.rule_code = f.rule_code
+             AND e.fact_key = '{LEGACY}' || f.evidence_key""").fetchall()
+        for app_id, code, fact, evidence_key in legacy:
+            session.execute(update(Flag).where(Flag.application_id == app_id, Flag.rule_code == code,
+                                               Flag.fact_key == LEGACY + evidence_key)
+                            .values(fact_key=fact, evidence_key=fact_hash(fact))
+                            .execution_options(synchronize_session=False))
+        if legacy:
+            con.execute(f"""DELETE FROM fresh_flags f WHERE EXISTS (SELECT 1 FROM existing_flags e
+                WHERE e.application_id = f.application_id AND e.rule_code = f.rule_code
+                  AND e.fact_key = '{LEGACY}' || f.evidence_key)""").fetchall()
+        fresh = con.execute("SELECT count(*) FROM fresh_flags").fetchall()[0][0]
+        if not fresh:
+            return 0
+        at = naive_utc(now).strftime("%Y-%m-%d %H:%M:%S.%f")
+        flags_query = f"""
+            SELECT application_id, rule_code, version_id, evidence, left(sha256(fact_key), 32), fact_key, amount_fen,
+                   item_code, region_code, severity, '{FlagStatus.OPEN.value}', {int(run.id)}, '{at}', ''
+            FROM fresh_flags ORDER BY application_id, rule_code"""
+        try:
+            with savepoint(session):
+                insert_from_duckdb(session, Flag.__tablename__, FLAG_COLUMNS, con, flags_query)
+        except IntegrityError as e:
+            if "unique" not in str(e.orig).lower():
+                raise
+            _insert_racing(session, con, flags_query)
+            fresh = con.execute("SELECT count(*) FROM fresh_flags").fetchall()[0][0]
+            if not fresh:
+                return 0
+        if progress:
+            progress("记录存疑信息", fresh, fresh)
+        flag_marks.record_flags_raised_from(session, con, "fresh_flags", now)
+        ids = [r[0] for r in con.execute("SELECT DISTINCT application_id FROM fresh_flags ORDER BY 1").fetchall()]
+        refresh_open_flags(session, ids)
+    finally:
+        con.execute("DROP TABLE IF EXISTS fresh_flags").fetchall()
+        for name in ("run_hits", "existing_flags", "run_rules"):
+            con.unregister(name)
+    session.expire_all()  # open_flags changed under the ORM's feet
+    return fresh
+
+
+def _insert_racing(session: Session, con, flags_query: str) -> None:
+    """A flag of this run was raised meanwhile by another transaction: the flags go in bulk into a
+    temporary table, from there into flags with ON CONFLICT DO NOTHING, and `fresh_flags` keeps only
+    what this run wrote."""
+    connection = session.connection()
+    columns = ", ".join(FLAG_COLUMNS)
+    connection.exec_driver_sql("DROP TABLE IF EXISTS racing_flags")
+    connection.exec_driver_sql("CREATE TEMP TABLE racing_flags AS SELECT * FROM flags WHERE 1 = 0")
+    insert_from_duckdb(session, "racing_flags", FLAG_COLUMNS, con, flags_query)
+    written = connection.exec_driver_sql(
+        f"INSERT INTO flags ({columns}) SELECT {columns} FROM racing_flags WHERE 1 = 1 "
+        f"ON CONFLICT DO NOTHING RETURNING application_id, rule_code, fact_key").fetchall()
+    connection.exec_driver_sql("DROP TABLE racing_flags")
+    con.register("written_flags", pa.table({
+        "application_id": pa.array([w[0] for w in written], pa.int64()),
+        "rule_code": pa.array([w[1] for w in written], pa.string()),
+        "fact_key": pa.array([w[2] for w in written], pa.string())}))
+    con.execute("""DELETE FROM fresh_flags f WHERE NOT EXISTS (SELECT 1 FROM written_flags w
+        WHERE w.application_id = f.application_id AND w.rule_code = f.rule_code AND w.fact_key = f.fact_key)""")
+    con.unregister("written_flags")
+
+
+def _existing_flags(session: Session) -> pa.Table:
+    """(application_id, rule_code, fact_key) of every flag, as the session sees them, into Arrow
+    (PostgreSQL: COPY out as CSV, parsed by Arrow)."""
+    connection = session.connection()
+    sql = "SELECT application_id, rule_code, fact_key FROM flags"
+    schema = pa.schema([("application_id", pa.int64()), ("rule_code", pa.string()), ("fact_key", pa.string())])
+    if connection.dialect.name == "postgresql":
+        import io
+
+        from pyarrow import csv
+
+        buffer = io.BytesIO()
+        with connection.connection.dbapi_connection.cursor() as cursor, cursor.copy(
+                f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            for data in copy:
+                buffer.write(data)
+        if not buffer.tell():
+            return schema.empty_table()
+        buffer.seek(0)
+        return csv.read_csv(buffer, read_options=csv.ReadOptions(column_names=schema.names),
+                            convert_options=csv.ConvertOptions(column_types=schema))
+    rows = connection.exec_driver_sql(sql).fetchall()
+    return pa.table([pa.array([r[i] for r in rows], schema.field(i).type) for i in range(3)], schema=schema)
 
 
 def _insert_new_flags(session: Session, flag_rows: list[dict]) -> set[tuple[int, str, str]]:

@@ -94,11 +94,18 @@ class Snapshot:
     focus: tuple[int, ...] | None  # None: the whole city
     shared: dict[str, list[int]] = field(default_factory=dict)  # data set -> snapshot ids in use
     counts: dict[str, int] = field(default_factory=dict)  # table -> rows
-    kept: bool = False  # on this thread's kept focus connection (see _kept_focus_connection)
+    kept: str = ""  # how a city snapshot was had: "unchanged", "refreshed", "rebuilt" (kept file), "" (exported)
+    release: Callable[[], None] | None = None  # lets go of the kept file (interception.kept)
+    reused: bool = False  # a focus on this thread's reused connection (see _kept_focus_connection): not closed
 
     def close(self) -> None:
-        if not self.kept:
-            self.con.close()
+        try:
+            if not self.reused:
+                self.con.close()
+        finally:
+            if self.release is not None:
+                self.release()
+                self.release = None
 
 
 def connect_duckdb(threads: int | None = None) -> duckdb.DuckDBPyConnection:
@@ -143,29 +150,36 @@ def limit_message(error: Exception, seconds: float) -> str | None:
     return None
 
 
+def cast_columns(name: str, extra: Sequence[tuple[str, str]] = ()) -> str:
+    """The SELECT list that turns an export of `name` (text and numbers) into the rule table's types;
+    `extra` (column, type) are kept columns beyond the rule table's (interception.kept)."""
+    return ", ".join([_cast(name, c.name, c.type) for c in RULE_TABLES[name].columns]
+                     + [_cast(name, column, type_) for column, type_ in extra])
+
+
 def _load_platform_table(con: duckdb.DuckDBPyConnection, name: str, raw: pa.Table) -> int:
-    table = RULE_TABLES[name]
     con.register("raw_export", raw)
-    columns = ", ".join(_cast(name, c.name, c.type) for c in table.columns)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {columns} FROM raw_export").fetchall()
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT {cast_columns(name)} FROM raw_export").fetchall()
     con.unregister("raw_export")
     return count_rows(con, name)
 
 
-def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
+def _price_periods(con: duckdb.DuckDBPyConnection, only: str = "") -> None:
     """Each application's period_standard_fen: the standard in force on its period's first day —
     the county's own standard where it has one in force, else the city-wide one (the item's current
     standard for an item with no dated standard), as workflow prices a claim. Worked out once per
     item, county and period (a few thousand), then written only where it differs from the price the
-    claim was stored with (normally nowhere), so a city of millions is not copied."""
+    claim was stored with (normally nowhere), so a city of millions is not copied. `only`: a SELECT of
+    the application ids to price (the kept snapshot prices only the rows it has just written)."""
     con.execute("UPDATE item_standards SET county_code = NULL WHERE county_code = ''").fetchall()
-    con.execute("""
+    apps = f"(SELECT * FROM applications WHERE application_id IN ({only}))" if only else "applications"
+    con.execute(f"""
         CREATE TEMP TABLE period_prices AS
         WITH s AS (
           SELECT * FROM item_standards
           QUALIFY row_number() OVER (PARTITION BY item_code, county_code, valid_from ORDER BY standard_id DESC) = 1
         ), k AS (
-          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM applications
+          SELECT DISTINCT item_code, left(region_code, 6) AS county, period_start FROM {apps}
         )
         SELECT k.item_code, k.county, k.period_start,
                COALESCE(c.standard_fen, w.standard_fen, i.standard_fen) AS standard_fen
@@ -175,11 +189,12 @@ def _price_periods(con: duckdb.DuckDBPyConnection) -> None:
         ASOF LEFT JOIN (SELECT * FROM s WHERE county_code IS NULL) w
           ON w.item_code = k.item_code AND k.period_start >= w.valid_from
         LEFT JOIN items i ON i.item_code = k.item_code""").fetchall()
-    con.execute("""
+    restrict = f" AND a.application_id IN ({only})" if only else ""
+    con.execute(f"""
         UPDATE applications a SET period_standard_fen = p.standard_fen
         FROM period_prices p
         WHERE p.item_code = a.item_code AND p.county = left(a.region_code, 6) AND p.period_start = a.period_start
-          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen""").fetchall()
+          AND a.period_standard_fen IS DISTINCT FROM p.standard_fen{restrict}""").fetchall()
     con.execute("DROP TABLE period_prices").fetchall()
 
 
@@ -314,7 +329,31 @@ class _ChildCursor:
 
 def city_snapshot(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
                   progress: Progress | None = None) -> Snapshot:
-    """Export every live application and the whole registry and catalogue (committed data)."""
+    """Every live application and the whole registry and catalogue (committed data), with the current
+    shared data: the kept snapshot under YKT_DATA_DIR refreshed by what changed since the last run
+    (interception.kept), or, where none can be kept, a whole export into memory."""
+    from yikatong.interception import kept
+
+    snap = kept.open_city(engine, threads=threads, progress=progress)
+    if snap is None:
+        return export_city(engine, shared, threads=threads, progress=progress)
+    try:
+        _attach_shared(snap, shared, progress=progress, step0=len(EXPORTS),
+                       steps=len(EXPORTS) + len(shared_tables()))
+    except BaseException:
+        snap.close()
+        raise
+    return snap
+
+
+def shared_tables() -> list[str]:
+    return [name for name, table in RULE_TABLES.items() if table.shared]
+
+
+def export_city(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, threads: int | None = None,
+                progress: Progress | None = None) -> Snapshot:
+    """Export every live application and the whole registry and catalogue (committed data) into an
+    in-memory DuckDB database."""
     con = connect_duckdb(threads)
     snap = Snapshot(con, None)
     steps = len(EXPORTS) + len(RULE_TABLES) - len(PLATFORM_TABLES)
@@ -416,7 +455,7 @@ def focus_snapshot(session: Session, application_ids: Sequence[int],
             | {r["holder_id_hash"] for r in tables["proxy_holdings"]},
             "card_number": {r["card_number"] for r in tables["cards"]}}
     small = sum(len(v) for v in keys.values()) <= LOOKUP_MAX and threads is None
-    snap = Snapshot(_kept_focus_connection() if small else connect_duckdb(threads), focus, kept=small)
+    snap = Snapshot(_kept_focus_connection() if small else connect_duckdb(threads), focus, reused=small)
     for name, rows in tables.items():
         _put(snap, name, _arrow(name, rows))
     _put(snap, "focus", pa.table({"application_id": pa.array(focus, pa.int64())}))
@@ -440,7 +479,7 @@ def _price_in_python(session: Session, tables: dict[str, list[dict[str, Any]]]) 
 
 def _put(snap: Snapshot, name: str, raw: pa.Table) -> None:
     """A focus table: refilled in place on the kept connection, or created on a fresh one."""
-    if snap.kept:
+    if snap.reused:
         _refill(snap.con, name, raw)
         snap.counts[name] = raw.num_rows
     elif name == "focus":

@@ -195,6 +195,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
 
     loader = Loader(engine, BUILD_STAMP)
     try:
+        loader.pause_change_log()
         progress("行政区划与补贴目录", 0, 1)
         loader.insert_dicts("regions", region_rows)
         loader.insert_dicts("banks", banks)
@@ -288,6 +289,7 @@ def build_city(engine: Engine, scale: float, seed: int, on_progress: Progress | 
             finally:
                 ws.close()
 
+        loader.resume_change_log()
         progress("更新统计信息", 0, 1)
         loader.finish()
         progress("更新统计信息", 1, 1)

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from yikatong import models
+from yikatong.core import changelog
 from yikatong.core.db import UTCDateTime, naive_utc
 
 COPY_TABLES = {"persons", "households", "cards"}
@@ -41,12 +42,25 @@ class Loader:
         self.postgres = engine.dialect.name == "postgresql"
         self._stamp_text = self.stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
         self._dropped: list = []
+        self._log_paused: list | None = None
         self.conn: Connection = engine.connect()
         if engine.dialect.name == "sqlite":
             # A generated database can be rebuilt from its seed, so durability during the build is
             # not worth the fsyncs; a large page cache keeps the index inserts off the disk.
             for pragma in ("synchronous=OFF", "cache_size=-400000", "temp_store=MEMORY"):
                 self.conn.exec_driver_sql(f"PRAGMA {pragma}")
+
+    def pause_change_log(self) -> None:
+        """No change log for the bulk load (millions of rows): the kept snapshot of the city run is
+        rebuilt whole afterwards instead (core.changelog; `resume_change_log` makes it stale)."""
+        self._log_paused = changelog.pause(self.conn)
+        self.conn.commit()
+
+    def resume_change_log(self) -> None:
+        if self._log_paused is not None:
+            changelog.resume(self.conn, self._log_paused)
+            self.conn.commit()
+            self._log_paused = None
 
     def drop_indexes(self, names: Sequence[str]) -> None:
         """Drop the secondary indexes of these tables for the bulk load: building an index once from
@@ -84,9 +98,11 @@ class Loader:
         self._dropped = []
 
     def rollback_and_restore_indexes(self) -> None:
+        """After a failed build: indexes back, and the change log on (until then no kept snapshot)."""
         try:
             self.conn.rollback()
             self.create_indexes()
+            self.resume_change_log()
         except Exception:  # noqa: BLE001 - keep the original error; this is best effort
             pass
 
