@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from yikatong.core.errors import Conflict, Forbidden, Invalid, NotFound
+from yikatong.interception import tallies
 from yikatong.interception.models import Flag, FlagStatus, Lead, Rule
 from yikatong.interception.screening import (  # noqa: F401 - the service's public face
     active_specs,
@@ -97,6 +98,7 @@ def verify(session: Session, flag: Flag, user: User, *, confirm: bool, opinion: 
     app = session.get(Application, flag.application_id)
     rule = session.get(Rule, flag.rule_code)
     refresh_open_flags(session, [app.id])
+    tallies.flag_verified(session, flag.id, FlagStatus.OPEN.value)
     session.refresh(app)
     detail = {"flag_id": flag.id, "rule": flag.rule_code, "evidence": flag.evidence, "document": document_sha256}
     workflow.record_flag_verified(session, app, user, now, confirmed=confirm, opinion=opinion, detail=detail)
