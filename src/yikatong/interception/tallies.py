@@ -9,9 +9,11 @@ Flags change in three ways, each with its call here:
   A rows carry the flagged applications' amounts.
 Flags are never deleted, and their application, rule, item, region and day never change.
 
-The statistics read F rows for records and amounts, and A/R/M "marks" for distinct applications
-(see models.FlagTally): an application flagged on several days has one mark per day, each with the
-day before it, so "applications with a flag from X to Y" is a sum, for any X and Y.
+The statistics read F and G rows for records and amounts, and A/R/M "marks" for distinct
+applications (see models.FlagTally): an application flagged on several days has one mark per day,
+each with the day before it, so "applications with a flag from X to Y" is a sum, for any X and Y.
+What is broken down by rule or month (G, R, M) is kept per county, the rest per township: a city's
+statistics add up a few thousand rows.
 
 Raising recounts the marks of the applications that got a flag: their marks from all their flags,
 minus their marks from the flags they had before. On PostgreSQL two transactions flagging the same
@@ -32,12 +34,19 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from yikatong.interception.models import Flag, FlagTally
+from yikatong.security.scope import subtree_prefix
 from yikatong.workflow.models import Application
 
 NEVER = date(1, 1, 1)  # the prev_day of an application's first mark
-FLAGS, APPLICATIONS, BY_RULE, BY_MONTH = "F", "A", "R", "M"
+FLAGS, FLAGS_BY_RULE, APPLICATIONS, BY_RULE, BY_MONTH = "F", "G", "A", "R", "M"
+PER_COUNTY = {FLAGS_BY_RULE, BY_RULE, BY_MONTH}  # kept per county; F and A per township
 KEY = ("kind", "region_code", "item_code", "rule_code", "day", "prev_day", "status")
 COLUMNS = (*KEY, "count", "amount_fen")
+
+
+def tallied(code: str) -> bool:
+    """Whether the tallies (kept per township) answer for the region `code`: a city or county, or above."""
+    return len(subtree_prefix(code)) <= 6
 
 
 def _pg(session: Session) -> bool:
@@ -58,9 +67,10 @@ def month_of(session: Session, day: Any) -> Any:
     return func.substr(day, 1, 7)
 
 
-def township(column: Any) -> Any:
-    """The township's 12-digit code of a region code (a village's or the township's own)."""
-    return func.substr(column, 1, 9).concat("000")
+def place_of(kind: str, column: Any) -> Any:
+    """The 12-digit code a `kind` row is kept under for a region code: its county's or township's."""
+    digits = 6 if kind in PER_COUNTY else 9
+    return func.substr(column, 1, digits).concat("0" * (12 - digits))
 
 
 def _upsert(session: Session, rows: Any) -> None:
@@ -75,14 +85,17 @@ def _upsert(session: Session, rows: Any) -> None:
 # ---------------------------------------------------------------- F rows: flags by status
 
 
-def _flag_rows(session: Session, condition: Any, sign: int = 1, status: str | None = None) -> Any:
-    """F rows of the flags matching `condition`, times `sign`; under `status` instead of their own."""
+def _flag_rows(session: Session, kind: str, condition: Any, sign: int = 1, status: str | None = None) -> Any:
+    """F (per township) or G (per county and rule) rows of the flags matching `condition`, times
+    `sign`; under `status` instead of their own."""
     f = Flag.__table__
     day = beijing_day(session, f.c.raised_at)
-    place = township(f.c.region_code)
+    place = place_of(kind, f.c.region_code)
+    rule = f.c.rule_code if kind == FLAGS_BY_RULE else literal("")
     state = literal(status) if status is not None else f.c.status
-    keys = [place, f.c.item_code, f.c.rule_code, day] + ([] if status is not None else [f.c.status])
-    return (select(literal(FLAGS), place, f.c.item_code, f.c.rule_code, day, literal(NEVER, Date), state,
+    keys = [place, f.c.item_code, day] + ([f.c.rule_code] if kind == FLAGS_BY_RULE else []) + (
+        [] if status is not None else [f.c.status])
+    return (select(literal(kind), place, f.c.item_code, rule, day, literal(NEVER, Date), state,
                    func.count() * sign, func.coalesce(func.sum(f.c.amount_fen), 0) * sign)
             .where(condition).group_by(*keys))
 
@@ -113,7 +126,7 @@ def _mark_rows(session: Session, kind: str, new: Any) -> Any:
 
     m = union_all(marks(1, False), marks(-1, True)).subquery("m")
     a = Application.__table__
-    place = township(a.c.region_code)
+    place = place_of(kind, a.c.region_code)
     prev = func.coalesce(m.c.prev, literal(NEVER, Date))
     amount = func.sum(m.c.sign * a.c.amount_fen) if kind == APPLICATIONS else literal(0)
     return (select(literal(kind), place, a.c.item_code, m.c.rule, m.c.day, prev, literal(""), func.sum(m.c.sign),
@@ -150,7 +163,8 @@ def flags_raised(session: Session, *, run_id: int | None = None, flag_ids: Seque
         Flag.id.in_(ids[start:start + 900]) for start in range(0, len(ids), 900)]
     for new in chunks:
         _lock_applications(session, new)
-        _upsert(session, _flag_rows(session, new))
+        for kind in (FLAGS, FLAGS_BY_RULE):
+            _upsert(session, _flag_rows(session, kind, new))
         for kind in (APPLICATIONS, BY_RULE, BY_MONTH):
             _upsert(session, _mark_rows(session, kind, new))
 
@@ -158,7 +172,9 @@ def flags_raised(session: Session, *, run_id: int | None = None, flag_ids: Seque
 def flag_verified(session: Session, flag_id: int, old_status: str) -> None:
     """Move a verified flag from its old status to its new one (already written)."""
     one = Flag.id == flag_id
-    _upsert(session, union_all(_flag_rows(session, one, -1, status=old_status), _flag_rows(session, one)))
+    for kind in (FLAGS, FLAGS_BY_RULE):
+        _upsert(session, union_all(_flag_rows(session, kind, one, -1, status=old_status),
+                                   _flag_rows(session, kind, one)))
 
 
 def amount_changed(session: Session, application_id: int, delta_fen: int) -> None:
@@ -185,7 +201,7 @@ def amount_changed(session: Session, application_id: int, delta_fen: int) -> Non
 def expected(session: Session) -> dict[tuple, tuple[int, int]]:
     """The tallies counted from scratch over `flags` (and the applications' amounts), nonzero rows."""
     everything = Flag.id.is_not(None)
-    rows = session.execute(union_all(_flag_rows(session, everything),
+    rows = session.execute(union_all(*(_flag_rows(session, k, everything) for k in (FLAGS, FLAGS_BY_RULE)),
                                      *(_mark_rows(session, k, everything) for k in (APPLICATIONS, BY_RULE, BY_MONTH))))
     return {tuple(r[:7]): (int(r[7]), int(r[8])) for r in rows if r[7]}
 
