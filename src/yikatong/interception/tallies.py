@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Date, and_, case, cast, func, literal, select, true, union_all, update
+from sqlalchemy import Date, and_, case, cast, delete, func, literal, select, true, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -204,6 +204,17 @@ def expected(session: Session) -> dict[tuple, tuple[int, int]]:
     rows = session.execute(union_all(*(_flag_rows(session, k, everything) for k in (FLAGS, FLAGS_BY_RULE)),
                                      *(_mark_rows(session, k, everything) for k in (APPLICATIONS, BY_RULE, BY_MONTH))))
     return {tuple(r[:7]): (int(r[7]), int(r[8])) for r in rows if r[7]}
+
+
+def rebuild(session: Session) -> int:
+    """Count every tally again from the flags (the kept ones are replaced); returns the rows written."""
+    session.execute(delete(FlagTally))
+    everything = Flag.id.is_not(None)
+    for kind in (FLAGS, FLAGS_BY_RULE):
+        _upsert(session, _flag_rows(session, kind, everything))
+    for kind in (APPLICATIONS, BY_RULE, BY_MONTH):
+        _upsert(session, _mark_rows(session, kind, everything))
+    return session.scalar(select(func.count()).select_from(FlagTally)) or 0
 
 
 def kept(session: Session) -> dict[tuple, tuple[int, int]]:
