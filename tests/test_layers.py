@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("flag marks", ("yikatong.workflow.flag_marks",)),
     ("screening", ("yikatong.interception.rulefile", "yikatong.interception.tables", "yikatong.interception.kept",
                    "yikatong.interception.snapshot", "yikatong.interception.engine",
-                   "yikatong.interception.screening")),
+                   "yikatong.interception.screening", "yikatong.interception.tallies")),
     ("workflow", ("yikatong.workflow.*",)),
     ("verification", ("yikatong.interception.service", "yikatong.interception.stats",
                       "yikatong.interception.authoring", "yikatong.interception.jobs")),

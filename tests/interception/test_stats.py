@@ -21,7 +21,7 @@ from sqlalchemy import select
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.core.clock import BEIJING
 from yikatong.core.errors import Forbidden, Invalid
-from yikatong.interception import stats
+from yikatong.interception import stats, tallies
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleVersion
 from yikatong.registry.models import Person
 from yikatong.security.models import User
@@ -64,6 +64,7 @@ def make_flag(db, app: Application, version: RuleVersion, amount_fen: int, raise
         flag.verified_at, flag.opinion = raised_at, "测试核实"
     db.add(flag)
     db.flush()
+    tallies.flags_raised(db, flag_ids=[flag.id])  # as the screening counts the flags it raises
     return flag
 
 

@@ -454,4 +454,25 @@ def register(app: typer.Typer) -> None:
         if not result.passed:
             raise typer.Exit(1)
 
+    @intercept_app.command("tallies")
+    def check_tallies(rebuild: bool = typer.Option(False, "--rebuild", help="Count them again from the flags "
+                                                                           "(in one transaction)")) -> None:
+        """Check the flag tallies behind the statistics and the flags list against a count over the
+        flags (exit code 1 when they differ); with --rebuild, count them again from the flags.
+
+        They are kept exact by every write that raises or verifies a flag; a difference means flags
+        were written by hand (SQL) around the platform."""
+        from yikatong.core.db import transaction
+        from yikatong.interception import tallies
+
+        with transaction() as session:
+            if rebuild:
+                rows = tallies.rebuild(session)
+                typer.echo(f"已按存疑信息重新统计：{rows:,} 行")
+                return
+            differences = tallies.differences(session)
+        if differences:
+            raise _fail(f"统计表与存疑信息不一致：{len(differences):,} 行（可用 --rebuild 重新统计）")
+        typer.echo("统计表与存疑信息一致")
+
     app.add_typer(intercept_app, name="intercept")

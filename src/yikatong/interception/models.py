@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from yikatong.core.db import Base
@@ -130,9 +130,43 @@ class Flag(Base):
         Index("uq_flags_fact", "application_id", "rule_code", "fact_key", unique=True),
         # counting an application's open flags (open_flags); SQLite would otherwise pick the status index
         Index("ix_flags_application_status", "application_id", "status"),
-        Index("ix_flags_status_region", "status", "region_code"),
-        Index("ix_flags_rule", "rule_code", "status"),
+        # the flags list, newest first: walked backwards in id order, the region and item checked in the
+        # index (a city's 待核实 page reads 50 entries, not every open flag sorted)
+        Index("ix_flags_status_id", "status", "id", "region_code", "item_code"),
+        # a township's or village's flags (its list and statistics)
+        Index("ix_flags_region", "region_code", "status"),
+        Index("ix_flags_rule", "rule_code", "status"),  # (and id, as every SQLite index: a rule's list in order)
+        # the flags a run raised, counted into flag_tallies (interception.tallies) when it ends
+        Index("ix_flags_run", "run_id"),
     )
+
+
+class FlagTally(Base):
+    """Flag counts kept per region, item, rule, Beijing day and status, so the statistics and the
+    flags list of a city add up a few thousand rows instead of grouping every flag. Written only by
+    interception.tallies, in the transaction that raises or verifies the flags; equal at every
+    commit to the same counts over `flags` (tests/interception/test_tallies.py checks it).
+
+    Five kinds of row (`kind`); F and A are kept per township, the others per county:
+    - F: flags and their amounts at stake, by status; G: the same per rule;
+    - A: applications flagged (涉及申请, with their amounts); R: the same per rule; M: per month.
+    An A/R/M row counts "marks": a day on which an application (per rule, per month) got a flag,
+    with the previous such day (`prev_day`, NEVER for the first). The applications flagged from
+    day X to day Y are the marks dated X..Y whose previous day is before X — exactly one per
+    application with a flag in the range, so distinct counts add up for any range of days."""
+
+    __tablename__ = "flag_tallies"
+    kind: Mapped[str] = mapped_column(String(1), primary_key=True)
+    region_code: Mapped[str] = mapped_column(String(12), primary_key=True)  # the township's or county's code
+    item_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    rule_code: Mapped[str] = mapped_column(String(40), primary_key=True)  # G and R rows; "" in the others
+    day: Mapped[date] = mapped_column(Date, primary_key=True)  # Beijing day the flags were raised
+    prev_day: Mapped[date] = mapped_column(Date, primary_key=True)  # A/R/M: the previous mark's day
+    status: Mapped[str] = mapped_column(String(4), primary_key=True)  # F, G: the flags' status; else ""
+    count: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)  # F: at stake; A: the applications' amounts
+
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the table: sums read it in key order
 
 
 class Lead(Base):

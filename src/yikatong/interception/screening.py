@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from yikatong.core.db import bulk_insert, insert_from_duckdb, naive_utc, savepoint
 from yikatong.interception import engine as rule_engine
-from yikatong.interception import rulefile
+from yikatong.interception import rulefile, tallies
 from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleRun, RuleVersion
 from yikatong.interception.rulefile import RuleSpec
 from yikatong.interception.snapshot import Snapshot, city_snapshot, focus_snapshot
@@ -254,6 +254,7 @@ def record_hits(session: Session, snap: Snapshot, hits: pa.Table, versions: dict
                 progress("记录存疑信息", min(start + 50_000, len(flag_rows)), len(flag_rows))
     flag_marks.record_flags_raised(session, _raised(fresh, versions), now)
     refresh_open_flags(session, sorted({r[1] for r in fresh}))
+    tallies.flags_raised(session, run_id=run.id)  # after open_flags: the applications are locked
     session.expire_all()  # open_flags changed under the ORM's feet
     return len(fresh)
 

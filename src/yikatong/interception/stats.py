@@ -13,9 +13,11 @@ What each figure counts:
 - 申请金额 (`applications_amount_fen`, totals only): the amounts of those distinct applications.
 - 准确率 (`precision`): confirmed / (confirmed + cleared); None while nothing is verified.
 
-Every figure is one SQL group-by over `flags` (which carries the item, region and amount copied from
-the application), restricted to the viewer's region subtree and, for a county department, its sector's
-items."""
+For a city or a county the figures add up the flag tallies (interception.tallies: a few thousand rows
+per township, item, rule, day and status, kept exact at every write); below a county (a township's
+villages) they are SQL group-bys over that township's `flags` (which carry the item, region and amount
+copied from the application). Both are restricted to the viewer's region subtree and, for a county
+department, its sector's items, and give the same figures (tests/interception/test_tallies.py)."""
 
 from __future__ import annotations
 
@@ -28,14 +30,22 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, distinct, func, select
 from sqlalchemy.orm import Session
 
-from yikatong.catalog.models import Department, SubsidyItem
+from yikatong.catalog.models import SubsidyItem
 from yikatong.core.clock import beijing_at
 from yikatong.core.errors import Invalid
-from yikatong.interception.models import Flag, FlagStatus, Rule
+from yikatong.interception import tallies
+from yikatong.interception.models import Flag, FlagStatus, FlagTally, Rule
+from yikatong.interception.service import sector_items
 from yikatong.registry.service import region_names
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, require_perm
-from yikatong.security.scope import PREFIX_LENGTHS, child_prefix_length, pad_code, require_region, within
+from yikatong.security.scope import (
+    PREFIX_LENGTHS,
+    child_prefix_length,
+    pad_code,
+    require_region,
+    within,
+)
 from yikatong.workflow.models import Application
 from yikatong.workflow.service import user_sector
 
@@ -95,12 +105,6 @@ LEVEL_LABELS = {4: "市", 6: "县（区）", 9: "乡镇（街道）", 12: "村�
 
 
 # ---------------------------------------------------------------- scope
-
-
-def sector_items(sector: str):
-    """Subquery: the codes of the items a sector's departments handle."""
-    return (select(SubsidyItem.code).join(Department, Department.code == SubsidyItem.department_code)
-            .where(Department.sector == sector))
 
 
 def flag_scope(session: Session, user: User) -> ColumnElement[bool]:
@@ -164,39 +168,137 @@ def _grouped(session: Session, key: Any, condition: ColumnElement[bool]) -> list
     return [_row(r[0], "", r[1:]) for r in rows]
 
 
-def flag_stats(session: Session, user: User, *, date_from: date | None = None, date_to: date | None = None,
-               region: str | None = None) -> FlagStats:
-    """The interception statistics the user may see, for flags raised from `date_from` to `date_to`
-    (inclusive, either open-ended) in `region` (a region inside the user's; default the user's own)."""
-    if date_from and date_to and date_from > date_to:
-        raise Invalid("开始日期不能晚于结束日期")
-    code = drill_region(user, region)
+@dataclass
+class _Figures:
+    """The figures before names and order: breakdowns keyed by rule, item, region prefix and month."""
+
+    total: StatRow
+    applications_amount_fen: int
+    by_rule: list[StatRow]
+    by_item: list[StatRow]
+    by_region: list[StatRow]
+    by_month: list[StatRow]
+
+
+def tally_scope(session: Session, user: User, code: str) -> ColumnElement[bool]:
+    """SQL condition on flag_tallies: the tallies of region `code` (a city or county inside the user's
+    region) the user may read: for a county department, its sector's items."""
+    require_perm(user, Perm.FLAG_READ)
+    require_region(user.region_code, code)
+    condition = within(FlagTally.region_code, code)
+    sector = user_sector(session, user)
+    if sector is not None:
+        condition = condition & FlagTally.item_code.in_(sector_items(sector))
+    return condition
+
+
+def _add(row: StatRow, status: str, count: int, amount: int) -> None:
+    row.flags += count
+    row.amount_fen += amount
+    if status == FlagStatus.OPEN.value:
+        row.open, row.open_fen = row.open + count, row.open_fen + amount
+    elif status == FlagStatus.CONFIRMED.value:
+        row.confirmed, row.confirmed_fen = row.confirmed + count, row.confirmed_fen + amount
+    elif status == FlagStatus.CLEARED.value:
+        row.cleared, row.cleared_fen = row.cleared + count, row.cleared_fen + amount
+
+
+def _from_tallies(session: Session, user: User, code: str, length: int, date_from: date | None,
+                  date_to: date | None) -> _Figures:
+    """The figures of a city or county, added up from the flag tallies: the F rows (per township) and
+    G rows (per county and rule) in scope for records and amounts, and the marks dated in the range
+    whose previous mark is before it for the distinct applications (see interception.tallies)."""
+    t = FlagTally
+    scope = tally_scope(session, user, code)
+    if date_from:
+        scope &= t.day >= date_from
+    if date_to:
+        scope &= t.day <= date_to
+    marks = scope & (t.prev_day < (date_from or tallies.NEVER + timedelta(days=1)))
+    region = func.substr(t.region_code, 1, length)
+    month = tallies.month_of(session, t.day)
+    total = StatRow("", "合计")
+    buckets: dict[str, dict[str, StatRow]] = {"rule": {}, "item": {}, "region": {}, "month": {}}
+    for item, place, when, status, count, amount in session.execute(
+            select(t.item_code, region, month, t.status, func.sum(t.count), func.sum(t.amount_fen))
+            .where(scope, t.kind == tallies.FLAGS).group_by(t.item_code, region, month, t.status)):
+        if not count:
+            continue
+        for bucket, key in (("item", item), ("region", place), ("month", when)):
+            _add(buckets[bucket].setdefault(key, StatRow(key, "")), status, int(count), int(amount))
+        _add(total, status, int(count), int(amount))
+    for rule, status, count, amount in session.execute(
+            select(t.rule_code, t.status, func.sum(t.count), func.sum(t.amount_fen))
+            .where(scope, t.kind == tallies.FLAGS_BY_RULE).group_by(t.rule_code, t.status)):
+        if count:
+            _add(buckets["rule"].setdefault(rule, StatRow(rule, "")), status, int(count), int(amount))
+
+    def applications(bucket: str, key: str, count: int) -> None:
+        row = buckets[bucket].get(key)
+        if row is not None:
+            row.applications += count
+
+    amount_total = 0
+    for item, place, count, amount in session.execute(
+            select(t.item_code, region, func.sum(t.count), func.sum(t.amount_fen))
+            .where(marks, t.kind == tallies.APPLICATIONS).group_by(t.item_code, region)):
+        applications("item", item, int(count))
+        applications("region", place, int(count))
+        total.applications += int(count)
+        amount_total += int(amount)
+    for rule, count in session.execute(select(t.rule_code, func.sum(t.count))
+                                       .where(marks, t.kind == tallies.BY_RULE).group_by(t.rule_code)):
+        applications("rule", rule, int(count))
+    for when, count in session.execute(select(month, func.sum(t.count))
+                                       .where(marks, t.kind == tallies.BY_MONTH).group_by(month)):
+        applications("month", when, int(count))
+    return _Figures(total, amount_total, *(list(buckets[b].values()) for b in ("rule", "item", "region", "month")))
+
+
+def _from_flags(session: Session, user: User, code: str, length: int, date_from: date | None,
+                date_to: date | None) -> _Figures:
+    """The figures of a township or village: SQL group-bys over its flags."""
     condition = flag_scope(session, user) & within(Flag.region_code, code)
     if date_from:
         condition &= Flag.raised_at >= beijing_at(date_from, time())  # Beijing days
     if date_to:
         condition &= Flag.raised_at < beijing_at(date_to + timedelta(days=1), time())
-
     total = _row("", "合计", session.execute(select(*_tallies()).where(condition)).one())
     flagged = select(Flag.application_id).where(condition).distinct()
     applications_amount = int(session.scalar(
         select(func.coalesce(func.sum(Application.amount_fen), 0)).where(Application.id.in_(flagged))) or 0)
+    return _Figures(total, applications_amount, _grouped(session, Flag.rule_code, condition),
+                    _grouped(session, Flag.item_code, condition),
+                    _grouped(session, func.substr(Flag.region_code, 1, length), condition),
+                    _grouped(session, _month(session, Flag.raised_at), condition))
+
+
+def flag_stats(session: Session, user: User, *, date_from: date | None = None, date_to: date | None = None,
+               region: str | None = None, from_flags: bool = False) -> FlagStats:
+    """The interception statistics the user may see, for flags raised from `date_from` to `date_to`
+    (inclusive, either open-ended) in `region` (a region inside the user's; default the user's own).
+    `from_flags` counts over the flags even where the tallies would answer (to check them)."""
+    if date_from and date_to and date_from > date_to:
+        raise Invalid("开始日期不能晚于结束日期")
+    code = drill_region(user, region)
+    length = _group_length(code)
+    count = _from_tallies if tallies.tallied(code) and not from_flags else _from_flags
+    figures = count(session, user, code, length, date_from, date_to)
 
     rule_names = dict(session.execute(select(Rule.code, Rule.name)).all())
-    by_rule = _grouped(session, Flag.rule_code, condition)
+    by_rule = figures.by_rule
     for r in by_rule:
         r.name = rule_names.get(r.key, r.key)
     by_rule.sort(key=lambda r: (-r.flags, r.key))
 
-    by_item = _grouped(session, Flag.item_code, condition)
+    by_item = figures.by_item
     item_names = dict(session.execute(select(SubsidyItem.code, SubsidyItem.name).where(
         SubsidyItem.code.in_([r.key for r in by_item]))).all()) if by_item else {}
     for r in by_item:
         r.name = item_names.get(r.key, r.key)
     by_item.sort(key=lambda r: (-r.flags, r.key))
 
-    length = _group_length(code)
-    by_region = _grouped(session, func.substr(Flag.region_code, 1, length), condition)
+    by_region = figures.by_region
     for r in by_region:
         r.key = r.key.ljust(12, "0")
     names = region_names(session, {r.key for r in by_region} | {code})
@@ -204,15 +306,51 @@ def flag_stats(session: Session, user: User, *, date_from: date | None = None, d
         r.name = names.get(r.key, r.key)
     by_region.sort(key=lambda r: r.key)
 
-    by_month = _grouped(session, _month(session, Flag.raised_at), condition)
+    by_month = figures.by_month
     for r in by_month:
         r.name = f"{r.key[:4]}年{int(r.key[5:7])}月"
     by_month.sort(key=lambda r: r.key)
 
     return FlagStats(region_code=code, region_name=names.get(code, code), group_length=length,
-                     date_from=date_from, date_to=date_to, total=total,
-                     applications_amount_fen=applications_amount, by_rule=by_rule, by_item=by_item,
+                     date_from=date_from, date_to=date_to, total=figures.total,
+                     applications_amount_fen=figures.applications_amount_fen, by_rule=by_rule, by_item=by_item,
                      by_region=by_region, by_month=by_month)
+
+
+# ---------------------------------------------------------------- the flags list's counts
+
+
+def status_counts(session: Session, user: User, *, rule: str = "", item: str = "",
+                  region: str | None = None) -> dict[str, int] | None:
+    """Flags per status the user may read, of a rule and an item (either or none), in `region` (a
+    checked 12-digit code inside the user's, or None for the user's own): from the tallies for a city
+    or county; None below (the caller counts that township's or village's flags itself)."""
+    code = region or pad_code(user.region_code)
+    if not tallies.tallied(code):
+        return None
+    t = FlagTally
+    condition = tally_scope(session, user, code) & (t.kind == (tallies.FLAGS_BY_RULE if rule else tallies.FLAGS))
+    if rule:
+        condition &= t.rule_code == rule
+    if item:
+        condition &= t.item_code == item
+    counts = {s.value: 0 for s in FlagStatus}
+    for status, count in session.execute(select(t.status, func.sum(t.count)).where(condition).group_by(t.status)):
+        counts[status] = int(count or 0)
+    return counts
+
+
+def flag_choices(session: Session, user: User) -> tuple[list[str], list[str]] | None:
+    """(rule codes, item codes) with flags the user may read, from the tallies; None when the user's
+    region is below a county (the caller asks the flags)."""
+    code = pad_code(user.region_code)
+    if not tallies.tallied(code):
+        return None
+    t = FlagTally
+    condition = tally_scope(session, user, code) & (t.count != 0)
+    rules = list(session.scalars(select(t.rule_code).where(condition, t.kind == tallies.FLAGS_BY_RULE).distinct()))
+    items = list(session.scalars(select(t.item_code).where(condition, t.kind == tallies.FLAGS).distinct()))
+    return rules, items
 
 
 # ---------------------------------------------------------------- Excel

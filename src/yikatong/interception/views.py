@@ -220,13 +220,12 @@ def _region_prefix(user: User, region: str) -> str | None:
     return code
 
 
-def _filtered(db: Session, user: User, rule: str, item: str, region: str):
+def _filtered(db: Session, user: User, rule: str, item: str, code: str | None):
     query = service.visible_flags(db, user)
     if rule:
         query = query.where(Flag.rule_code == rule)
     if item:
         query = query.where(Flag.item_code == item)
-    code = _region_prefix(user, region)
     if code:
         query = query.where(within(Flag.region_code, code))
     return query
@@ -257,30 +256,37 @@ def _rows(db: Session, ids: list[int]) -> list[FlagRowOut]:
 
 def flag_list(db: Session, user: User, *, status: str = "", rule: str = "", item: str = "", region: str = "",
               page: int = 1, size: int = PAGE_SIZE) -> FlagListOut:
-    """The flags the user may read, filtered, newest first, with the count of each status."""
+    """The flags the user may read, filtered, newest first, with the count of each status (from the
+    flag tallies for a city or county, counted over the flags of a township or village)."""
     wanted = _status_filter(status)
     page = max(1, min(page, MAX_PAGE))
     size = max(1, min(size, 200))
-    query = _filtered(db, user, rule, item, region)
-    counts = {s: 0 for s in STATUSES}
-    counts.update({s: n for s, n in db.execute(
-        query.with_only_columns(Flag.status, func.count()).group_by(Flag.status)).all()})
-    if wanted:
-        query = query.where(Flag.status == wanted)
+    code = _region_prefix(user, region)
+    counts = stats.status_counts(db, user, rule=rule, item=item, region=code)
+    if counts is None:
+        counts = {s: 0 for s in STATUSES}
+        counts.update({s: n for s, n in db.execute(
+            _filtered(db, user, rule, item, code).with_only_columns(Flag.status, func.count())
+            .group_by(Flag.status)).all()})
     total = counts[wanted] if wanted else sum(counts.values())
-    ids = list(db.scalars(query.with_only_columns(Flag.id).order_by(Flag.id.desc())
-                          .offset((page - 1) * size).limit(size)))
+    ids = service.newest_flag_ids(db, user, status=wanted, rule=rule, item=item, region=code,
+                                  offset=(page - 1) * size, limit=size) if total else []
     return FlagListOut(rows=_rows(db, ids), total=total, page=page, size=size, pages=max(1, ceil(total / size)),
                        counts=counts)
 
 
 def _choices(db: Session, user: User) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(code, name) of the rules and of the items that have flags the user may read."""
-    visible = service.visible_flags(db, user)
-    rules = db.execute(select(Rule.code, Rule.name).where(Rule.code.in_(
-        visible.with_only_columns(Flag.rule_code).distinct())).order_by(Rule.code)).all()
-    items = db.execute(select(SubsidyItem.code, SubsidyItem.name).where(SubsidyItem.code.in_(
-        visible.with_only_columns(Flag.item_code).distinct())).order_by(SubsidyItem.code)).all()
+    found = stats.flag_choices(db, user)
+    if found is None:
+        visible = service.visible_flags(db, user)
+        rule_codes = visible.with_only_columns(Flag.rule_code).distinct()
+        item_codes = visible.with_only_columns(Flag.item_code).distinct()
+    else:
+        rule_codes, item_codes = found
+    rules = db.execute(select(Rule.code, Rule.name).where(Rule.code.in_(rule_codes)).order_by(Rule.code)).all()
+    items = db.execute(select(SubsidyItem.code, SubsidyItem.name).where(SubsidyItem.code.in_(item_codes))
+                       .order_by(SubsidyItem.code)).all()
     return [tuple(r) for r in rules], [tuple(i) for i in items]
 
 

@@ -28,7 +28,7 @@ from yikatong.core.clock import beijing_date
 from yikatong.core.db import bulk_insert, savepoint, side_engine
 from yikatong.core.errors import RACED, Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
-from yikatong.interception import screening
+from yikatong.interception import screening, tallies
 from yikatong.registry.models import Person
 from yikatong.security import audit
 from yikatong.security.models import User
@@ -656,7 +656,10 @@ def correct(session: Session, app: Application, actor: User, now: datetime, *, q
     with one_move(session):
         app.returned = False
         app.stage_seq += 1  # a new version: a decision taken on the uncorrected claim is refused
-        return add_record(session, app, app.stage, Action.CORRECT, actor, now, opinion.strip(), changes)
+        record = add_record(session, app, app.stage, Action.CORRECT, actor, now, opinion.strip(), changes)
+    if "amount_fen" in changes:  # a flagged application's amount is in the statistics' tallies
+        tallies.amount_changed(session, app.id, changes["amount_fen"][1] - changes["amount_fen"][0])
+    return record
 
 
 def withdraw(session: Session, app: Application, clerk: User, reason: str, now: datetime) -> ReviewRecord:
