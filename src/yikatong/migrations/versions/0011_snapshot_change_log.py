@@ -3,7 +3,7 @@ is inserted, deleted, or updated in a column the snapshot holds, so the snapshot
 what changed instead of being exported whole.
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-05
 
 `snapshot_changes` (seq, table, row id) is filled by the triggers on both engines, whoever writes
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 

@@ -2,7 +2,7 @@
 (one live order per application: uq_payment_orders_live) and the applications a batch left out.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-05
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0012'
-down_revision = '0009'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
