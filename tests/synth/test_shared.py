@@ -114,7 +114,9 @@ def test_the_rules_find_nothing_in_clean_data(ws, city):
             snap.con.execute(f"CREATE TABLE {dataset.code} AS SELECT *, 1::BIGINT AS snapshot_id FROM generated"
                              ).fetchall()
             snap.con.unregister("generated")
-        snap.con.execute(f"DELETE FROM applications WHERE application_id NOT BETWEEN {first} AND {last}").fetchall()
+        # the city snapshot may be the kept one (views over its file): narrow a copy, which the rules then read
+        snap.con.execute(f"CREATE TEMP TABLE applications AS SELECT * FROM applications "
+                         f"WHERE application_id BETWEEN {first} AND {last}").fetchall()
         results = rule_engine.run_rules(snap, rulefile.builtin_rules())
     finally:
         snap.close()
