@@ -7,8 +7,11 @@ Reads a city that is already built (e.g. by `ykt synth --scale 1`), with its sha
     .venv/bin/python benchmarks/interception.py --database postgresql+psycopg://postgres@127.0.0.1:5432/ykt_s1
 
 Steps, each timed with time.perf_counter, with the process's peak resident memory (ru_maxrss) after it:
-  a. export the snapshot: every live application, the registry and catalogue read through ADBC into
-     an in-memory DuckDB database, and the current shared data snapshots attached (Parquet);
+  a. the snapshot (interception.snapshot.city_snapshot): since the kept snapshot, the DuckDB file
+     under YKT_DATA_DIR/snapshot/ refreshed by what changed (benchmarks/city_run.py times it); with
+     YKT_KEPT_SNAPSHOT=0 every live application, the registry and catalogue read through ADBC into
+     an in-memory DuckDB database, as the figures below were measured; the current shared data
+     snapshots attached (Parquet) either way;
   b. run the 20 rule files (interception.engine.run_rules), seconds per rule;
   c. record the hits as flags (interception.screening.record_hits: dedupe against existing flags,
      insert flags, 存疑拦截 trail records, open_flags) in a transaction that is ROLLED BACK, so the

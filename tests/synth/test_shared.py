@@ -9,7 +9,7 @@ import pytest
 
 from yikatong.interception import engine as rule_engine
 from yikatong.interception import rulefile
-from yikatong.interception.snapshot import city_snapshot
+from yikatong.interception.snapshot import export_city
 from yikatong.sharing.datasets import DATASETS
 from yikatong.sharing.store import arrow_schema
 from yikatong.synth import shared
@@ -106,7 +106,7 @@ def test_the_rules_find_nothing_in_clean_data(ws, city):
     from yikatong.core.db import engine
 
     first, last = city.application_ids
-    snap = city_snapshot(engine(), {})
+    snap = export_city(engine(), {})  # in memory: the test edits it
     try:
         for dataset in DATASETS:  # the workspace's tables instead of stored snapshots
             snap.con.execute(f"DROP VIEW {dataset.code}").fetchall()

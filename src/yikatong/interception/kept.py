@@ -61,7 +61,7 @@ from yikatong.interception.snapshot import (
     connect_duckdb,
     count_rows,
 )
-from yikatong.interception.tables import PLATFORM_TABLES, RULE_TABLES
+from yikatong.interception.tables import PLATFORM_TABLES
 
 log = logging.getLogger(__name__)
 
@@ -535,4 +535,4 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-__all__ = ["NotKept", "RULE_TABLES", "discard", "fingerprint", "kept_path", "open_city", "refresh"]
+__all__ = ["NotKept", "discard", "fingerprint", "kept_path", "open_city", "refresh"]

@@ -19,6 +19,8 @@ is logged only when a value really changed: the frequent updates of other column
 reminders) cost nothing.
 """
 
+import uuid
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -62,7 +64,9 @@ def upgrade() -> None:
         sa.Column('token', sa.String(length=32), nullable=False),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_snapshot_state')),
     )
-    op.execute("INSERT INTO snapshot_state (id, token) VALUES (1, 'migrated')")
+    # random: a kept snapshot made on another database (one this data directory served before) never
+    # matches it
+    op.execute(f"INSERT INTO snapshot_state (id, token) VALUES (1, '{uuid.uuid4().hex}')")
     if op.get_bind().dialect.name == 'postgresql':
         op.execute("""
             CREATE FUNCTION ykt_snapshot_log_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
