@@ -9,6 +9,7 @@ is restricted to the tallies of that province."""
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import date, timedelta
 
@@ -16,8 +17,9 @@ from sqlalchemy import func, select
 
 from yikatong.core import db as core_db
 from yikatong.core.clock import beijing_date
+from yikatong.core.db import new_session
 from yikatong.interception import screening, service, stats, tallies
-from yikatong.interception.models import Flag, FlagStatus, FlagTally
+from yikatong.interception.models import Flag, FlagStatus, FlagTally, RuleVersion
 from yikatong.interception.views import flag_list
 from yikatong.security.roles import Role
 from yikatong.security.scope import within
@@ -26,6 +28,8 @@ from yikatong.workflow import service as workflow
 from yikatong.workflow.models import Application
 
 from .conftest import CITY, COUNTY, NOW, VILLAGE2, VILLAGE3
+from .test_flag_pages import MONDAY, flagged, rule_version  # noqa: F401 - rule_version is a fixture
+from .test_stats import make_flag
 
 DAY1 = NOW  # Beijing 2026-12-01
 DAY2 = NOW + timedelta(days=1)
@@ -172,3 +176,49 @@ def test_the_tallies_recounted_from_scratch_equal_those_kept(db, world):
     db.flush()
     assert {k: v for k, v in tallies.differences(db).items() if k[1].startswith(WORLD)} == {}
     assert db.scalar(select(func.count()).select_from(FlagTally).where(FlagTally.region_code.startswith(WORLD))) > 0
+
+
+def test_two_transactions_flagging_one_application_at_once_count_it_once(rule_version):  # noqa: F811
+    """Committed data, a session each: the second raises its flag while the first has raised one and
+    not committed. Each alone would see an application never flagged before; the second waits for the
+    first (PostgreSQL: the application's row; SQLite: the write lock) and counts the application once."""
+    app_id, _ = flagged(())
+    inserted = threading.Event()
+    failures: list[str] = []
+
+    def raise_flag(session, fact: str) -> None:
+        version = session.get(RuleVersion, rule_version)
+        make_flag(session, session.get(Application, app_id), version, 100, MONDAY, evidence=f"并发：{fact}")
+
+    def second() -> None:
+        with new_session() as s:
+            try:
+                version = s.get(RuleVersion, rule_version)
+                app = s.get(Application, app_id)
+                flag = Flag(application_id=app.id, rule_code=version.rule_code, rule_version_id=version.id,
+                            evidence="并发：乙", evidence_key="b" * 32, fact_key=f"并发乙{app.id}", amount_fen=100,
+                            item_code=app.item_code, region_code=app.region_code, severity=version.severity,
+                            status=FlagStatus.OPEN.value, raised_at=MONDAY)
+                s.add(flag)
+                s.flush()
+                inserted.set()
+                tallies.flags_raised(s, flag_ids=[flag.id])  # waits for the first transaction
+                s.commit()
+            except Exception as e:  # noqa: BLE001 - reported by the test
+                failures.append(repr(e))
+
+    first = new_session()
+    try:
+        raise_flag(first, "甲")
+        thread = threading.Thread(target=second)
+        thread.start()
+        inserted.wait(timeout=3)  # SQLite: the second cannot write before the first commits
+        thread.join(timeout=0.5)  # PostgreSQL: it is now waiting for the application's lock
+        first.commit()
+    finally:
+        first.close()
+    thread.join(timeout=60)
+    assert failures == []
+    with new_session() as s:
+        assert s.scalar(select(func.count()).select_from(Flag).where(Flag.application_id == app_id)) == 2
+        assert tallies.differences(s) == {}

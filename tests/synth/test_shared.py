@@ -114,7 +114,7 @@ def test_the_rules_find_nothing_in_clean_data(ws, city):
             snap.con.execute(f"CREATE TABLE {dataset.code} AS SELECT *, 1::BIGINT AS snapshot_id FROM generated"
                              ).fetchall()
             snap.con.unregister("generated")
-        # the city snapshot may be the kept one (views over its file): narrow a copy, which the rules then read
+        # the city's own applications only (a copy in front of the exported table)
         snap.con.execute(f"CREATE TEMP TABLE applications AS SELECT * FROM applications "
                          f"WHERE application_id BETWEEN {first} AND {last}").fetchall()
         results = rule_engine.run_rules(snap, rulefile.builtin_rules())

@@ -137,7 +137,7 @@ def _lock_applications(session: Session, ids: Sequence[int]) -> None:
     if _pg(session):
         for start in range(0, len(ids), CHUNK):
             session.execute(select(Application.id).where(Application.id.in_(ids[start:start + CHUNK]))
-                            .order_by(Application.id).with_for_update())
+                            .order_by(Application.id).with_for_update(key_share=True))
 
 
 # ---------------------------------------------------------------- the writes
