@@ -328,7 +328,9 @@ def test_concurrent_refreshes_from_threads_and_processes_do_not_corrupt(town):
 
 def _record(engine, snap, hits_table, *, twice: bool = False) -> tuple[int, list, list, dict]:
     """Record `hits_table` as a first run (the flags already there set aside) in a transaction rolled
-    back at the end: (new flags, the flags, their trail records, open_flags of the flagged)."""
+    back at the end: (new flags, the flags, their trail records, open_flags of the flagged). The
+    flag tallies the pages read must equal the flags afterwards, whichever way they were written."""
+    from yikatong.interception import tallies
     from yikatong.interception.models import Flag, RuleRun
     from yikatong.interception.screening import active_specs, record_hits, sync_builtin_rules
     from yikatong.workflow.models import Action, ReviewRecord
@@ -336,6 +338,7 @@ def _record(engine, snap, hits_table, *, twice: bool = False) -> tuple[int, list
     with Session(engine) as s:
         s.execute(text("DELETE FROM leads"))
         s.execute(text("DELETE FROM flags"))
+        tallies.rebuild(s)  # of no flags
         last_record = s.scalar(select(func.max(ReviewRecord.id))) or 0
         sync_builtin_rules(s, NOW)
         versions = {v.rule_code: v for v, _ in active_specs(s)}
@@ -346,6 +349,7 @@ def _record(engine, snap, hits_table, *, twice: bool = False) -> tuple[int, list
         new = record_hits(s, snap, hits_table, versions, run, NOW)
         if twice:
             assert record_hits(s, snap, hits_table, versions, run, NOW) == 0  # a rerun raises nothing
+        assert tallies.differences(s) == {}
         flags = sorted(s.execute(select(
             Flag.application_id, Flag.rule_code, Flag.rule_version_id, Flag.evidence, Flag.evidence_key, Flag.fact_key,
             Flag.amount_fen, Flag.item_code, Flag.region_code, Flag.severity, Flag.status, Flag.run_id == run.id,

@@ -328,6 +328,7 @@ def _record_city(session: Session, snap: Snapshot, hits: pa.Table, versions: dic
         flag_marks.record_flags_raised_from(session, con, "fresh_flags", now)
         ids = [r[0] for r in con.execute("SELECT DISTINCT application_id FROM fresh_flags ORDER BY 1").fetchall()]
         refresh_open_flags(session, ids)
+        tallies.flags_raised(session, run_id=run.id)  # after open_flags: the applications are locked
     finally:
         con.execute("DROP TABLE IF EXISTS fresh_flags").fetchall()
         for name in ("run_hits", "existing_flags", "run_rules"):
