@@ -209,7 +209,8 @@ def _counted_in_bulk(session: Session, run_id: int) -> bool:
     """A run whose applications had no flag before it, all its flags raised on one day with one status
     (a first city run, a new claim): every application, application and rule, application and month
     gets its first mark on that day, so two group-bys count everything — no need to read the flags
-    into Python. False (nothing written) when the run is not like that."""
+    into Python (a flag carries its application's item and region, so the marks per rule may be
+    placed by the flags'). False (nothing written) when the run is not like that."""
     f = Flag.__table__
     day = beijing_day(session, f.c.raised_at)
     township9 = func.substr(f.c.region_code, 1, 9)
