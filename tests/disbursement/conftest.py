@@ -99,6 +99,7 @@ def flag(app_id: int, evidence: str) -> None:
     """An open flag on the application, of an inactive rule of its own (screening never runs it)."""
     import hashlib
 
+    from yikatong.interception import tallies
     from yikatong.interception.models import Flag, FlagStatus, Rule, RuleOrigin, RuleVersion
     from yikatong.interception.screening import refresh_open_flags
 
@@ -113,12 +114,14 @@ def flag(app_id: int, evidence: str) -> None:
         s.add(version)
         s.flush()
         app = s.get(Application, app_id)
-        s.add(Flag(application_id=app.id, rule_code=code, rule_version_id=version.id, evidence=evidence,
-                   evidence_key=hashlib.sha256(evidence.encode()).hexdigest()[:32], fact_key=evidence,
-                   amount_fen=app.amount_fen, item_code=app.item_code, region_code=app.region_code, severity="高",
-                   status=FlagStatus.OPEN.value, raised_at=NOW))
+        raised = Flag(application_id=app.id, rule_code=code, rule_version_id=version.id, evidence=evidence,
+                      evidence_key=hashlib.sha256(evidence.encode()).hexdigest()[:32], fact_key=evidence,
+                      amount_fen=app.amount_fen, item_code=app.item_code, region_code=app.region_code, severity="高",
+                      status=FlagStatus.OPEN.value, raised_at=NOW)
+        s.add(raised)
         s.flush()
         refresh_open_flags(s, [app.id])
+        tallies.flags_raised(s, flag_ids=[raised.id])  # as screening counts the flags it raises
 
 
 def set_budget(item: str, yuan: int, year: int = 2026, level: str = "市") -> None:
