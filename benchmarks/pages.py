@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from job_and_counter import free_port, start_server, stop_process  # noqa: E402 - the sibling benchmark's helpers
 
 PASSWORD = "ykt-demo-2026"  # the demo accounts' (synth.users.DEMO_PASSWORD)
 USERS = ("city_finance", "supervisor", "county_handler", "township_reviewer", "village_clerk")
@@ -57,50 +58,6 @@ class Probe:
     path: str
     params: dict[str, str]
     users: tuple[str, ...]
-
-
-# ---------------------------------------------------------------- the server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ykt() -> str:
-    path = Path(sys.executable).parent / "ykt"
-    return str(path) if path.exists() else "ykt"
-
-
-def start_server(port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ)
-    src = str(Path(__file__).resolve().parent.parent / "src")
-    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
-    process = subprocess.Popen([ykt(), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                               stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/login", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    stop(process)
-    raise SystemExit(f"the server did not start; see {log}")
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
 
 
 def login(client: httpx.Client, username: str) -> dict[str, str]:
@@ -207,7 +164,7 @@ def main() -> int:
     bad: list[str] = []
     try:
         port = free_port()
-        server = start_server(port, tmp / "server.log")
+        server = start_server(port, tmp / "server.log", time.monotonic() + 120)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             headers = {u: login(client, u) for u in USERS}
             print(f"server: ykt serve on 127.0.0.1:{port}; {len(USERS)} demo users logged in; "
@@ -237,7 +194,7 @@ def main() -> int:
                     print(f"| {shown} | {user} | {p50:.0f} | {p95:.0f}{mark} | {top:.0f} | {size // 1024} KB |",
                           flush=True)
     finally:
-        stop(server)
+        stop_process(server)
         log = (tmp / "server.log").read_text(encoding="utf-8", errors="replace") if (tmp / "server.log").exists() \
             else ""
         shutil.rmtree(tmp, ignore_errors=True)
