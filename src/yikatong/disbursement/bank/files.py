@@ -55,6 +55,26 @@ def chunks(records: Sequence[PaymentRecord], size: int) -> list[Sequence[Payment
     return [records[i:i + size] for i in range(0, len(records), size)] or [records[:0]]
 
 
+def export_parts(batch: BatchFile, bank_code: str, folder: Path, max_records: int, suffix: str,
+                 write: Callable[[Path, FileHeader, Sequence[PaymentRecord]], WrittenFile]) -> list[WrittenFile]:
+    """Every connector's export: the batch checked, split at the bank's maximum records per file, each
+    part written by `write` under `<batch>_<n>of<m><suffix>` with its header; all of the batch's files
+    or none of them."""
+    check_batch(batch)
+    parts = chunks(batch.records, max_records)
+    written: list[WrittenFile] = []
+    try:
+        for no, part in enumerate(parts, 1):
+            header = FileHeader(KIND_BATCH, batch.batch_number, bank_code, no, len(parts), batch.created_at,
+                                batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
+            written.append(write(folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}{suffix}", header, part))
+    except BaseException:
+        for w in written:
+            w.path.unlink(missing_ok=True)
+        raise
+    return written
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -24,8 +24,8 @@ from yikatong.disbursement.bank.files import (
     WrittenFile,
     amounts_of,
     bulk,
-    check_batch,
     chunks,
+    export_parts,
 )
 from yikatong.disbursement.bank.reasons import reason_text
 from yikatong.disbursement.bank.records import (
@@ -75,21 +75,9 @@ class FlatConnector:
     def export_files(self, batch: BatchFile, folder: Path) -> list[WrittenFile]:
         """The batch's files in `folder`, split at the bank's maximum records per file, each with its
         SHA-256, count and total."""
-        check_batch(batch)
-        parts = chunks(batch.records, self.template.max_records_per_file)
-        written = []
-        try:
-            for no, part in enumerate(parts, 1):
-                path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}{self._suffix}"
-                header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
-                                    batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
-                items = list(enumerate(part, 1))
-                written.append(self._write(path, header, self.template.batch, _batch_getters(), items))
-        except BaseException:  # all of the batch's files or none of them
-            for w in written:
-                w.path.unlink(missing_ok=True)
-            raise
-        return written
+        return export_parts(batch, self.bank_code, folder, self.template.max_records_per_file, self._suffix,
+                            lambda path, header, part: self._write(path, header, self.template.batch,
+                                                                   _batch_getters(), list(enumerate(part, 1))))
 
     @bulk
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:

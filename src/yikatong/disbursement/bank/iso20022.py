@@ -25,8 +25,8 @@ from yikatong.disbursement.bank.files import (
     WrittenFile,
     amounts_of,
     bulk,
-    check_batch,
     chunks,
+    export_parts,
 )
 from yikatong.disbursement.bank.reasons import reason_text
 from yikatong.disbursement.bank.records import BatchFile, PaymentRecord, ReturnRecord, ReturnStatus, StatementLine
@@ -158,20 +158,8 @@ class IsoConnector:
         return [f.path for f in self.export_files(batch, folder)]
 
     def export_files(self, batch: BatchFile, folder: Path) -> list[WrittenFile]:
-        check_batch(batch)
-        parts = chunks(batch.records, self.template.max_records_per_file)
-        written = []
-        try:
-            for no, part in enumerate(parts, 1):
-                header = FileHeader(KIND_BATCH, batch.batch_number, self.bank_code, no, len(parts), batch.created_at,
-                                    batch.debtor_account, batch.debtor_name, len(part), sum(r.amount_fen for r in part))
-                path = folder / f"{batch.batch_number}_{no:03d}of{len(parts):03d}.{PAIN001}.xml"
-                written.append(self.write_pain001(path, header, part))
-        except BaseException:  # all of the batch's files or none of them
-            for w in written:
-                w.path.unlink(missing_ok=True)
-            raise
-        return written
+        return export_parts(batch, self.bank_code, folder, self.template.max_records_per_file, f".{PAIN001}.xml",
+                            self.write_pain001)
 
     @bulk
     def read_return(self, path: Path, batch: BatchFile) -> list[ReturnRecord]:
