@@ -3,7 +3,7 @@ Amounts are integer fen."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
@@ -45,7 +45,15 @@ class BudgetYear(Base):
 class BatchStatus(StrEnum):
     DRAFT = "待审批"  # built by its maker, waiting for another user's approval
     APPROVED = "已审批"  # frozen: payees, accounts, amounts fixed; ready for the bank
+    SENT = "已发送"  # its files were exported for the bank
+    ANSWERED = "已回盘"  # every order has the bank's answer (paid or failed)
+    RECONCILED = "已对账"  # orders, returns, bank statement and treasury debits agree to the fen
     CANCELLED = "已撤销"  # dropped before approval; its applications may go into another batch
+
+
+# Batches whose orders are fixed (approved and after).
+FROZEN_BATCH = (BatchStatus.APPROVED.value, BatchStatus.SENT.value, BatchStatus.ANSWERED.value,
+                BatchStatus.RECONCILED.value)
 
 
 class OrderStatus(StrEnum):
@@ -54,6 +62,14 @@ class OrderStatus(StrEnum):
     PAID = "成功"  # set by the bank's return
     FAILED = "失败"  # set by the bank's return; may be paid again later
     CANCELLED = "已撤销"  # its batch was cancelled
+
+
+class Rework(StrEnum):
+    """A failed order's way back to its department (退回重发)."""
+
+    OPEN = "待处理"  # the bank's reason is on the department's list
+    READY = "可重发"  # the department fixed it (or says the same card is right now): pay again
+    REPAID = "已重发"  # a later order pays the application (retry_of points here)
 
 
 # Orders that hold their application: at most one of these per application (uq_payment_orders_live).
@@ -120,6 +136,18 @@ class PaymentOrder(Base):
     treasury_code: Mapped[str | None] = mapped_column(ForeignKey("treasury_accounts.code"))
     end_to_end_id: Mapped[str | None] = mapped_column(String(35), unique=True)
     approved_at: Mapped[datetime | None]
+    # Set by the bank's return:
+    answered_at: Mapped[datetime | None]
+    paid_on: Mapped[date | None]  # the Beijing booking day the money reached the card
+    fail_code: Mapped[str] = mapped_column(String(8), default="")
+    fail_reason: Mapped[str] = mapped_column(String(100), default="")
+    # Re-payment: the failed order this one pays again (its first attempt is found by following the links).
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("payment_orders.id"))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    rework: Mapped[str] = mapped_column(String(4), default="")  # Rework, on failed orders only
+    rework_note: Mapped[str] = mapped_column(String(200), default="")
+    rework_by_name: Mapped[str] = mapped_column(String(60), default="")
+    rework_at: Mapped[datetime | None]
 
     __table_args__ = (
         # An application is paid at most once: one order per application that is not failed or cancelled,
@@ -127,6 +155,8 @@ class PaymentOrder(Base):
         Index("uq_payment_orders_live", "application_id", unique=True,
               sqlite_where=text(_LIVE_ORDER), postgresql_where=text(_LIVE_ORDER)),
         Index("ix_payment_orders_item", "item_code", "year", "status"),
+        Index("ix_payment_orders_person", "person_id", "status"),
+        Index("ix_payment_orders_rework", "rework", "region_code"),
     )
 
 
@@ -138,3 +168,101 @@ class BatchExclusion(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("payment_batches.id"), index=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class FileKind(StrEnum):
+    BATCH = "代发文件"  # written for the bank (clear accounts: the restricted folder)
+    RETURN = "回盘文件"  # the bank's per-record answer
+    STATEMENT = "银行对账单"  # the bank's statement of the paying account
+    TREASURY = "国库支付明细"  # the treasury's debits and refunds
+
+
+class FileState(StrEnum):
+    WRITTEN = "已生成"  # a batch file in the restricted folder
+    ACCEPTED = "已导入"  # a return or statement taken in whole
+    REMOVED = "已删除"  # a batch file removed once the bank's return for it was accepted
+
+
+class BankFile(Base):
+    """A file that passed between the platform and a bank or the treasury, with its SHA-256. Batch files
+    hold clear account numbers, so they live only in the restricted folder (YKT_BANK_DIR) and are
+    removed when their return is accepted; the record stays."""
+
+    __tablename__ = "payment_files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payment_batches.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(6))
+    file_no: Mapped[int] = mapped_column(Integer, default=1)
+    file_count: Mapped[int] = mapped_column(Integer, default=1)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    records: Mapped[int] = mapped_column(Integer)
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(4))
+    by_name: Mapped[str] = mapped_column(String(60), default="")
+    at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # the same return, statement or treasury file is taken in once
+        Index("uq_payment_files_taken", "kind", "sha256", unique=True,
+              sqlite_where=text("kind <> '代发文件'"), postgresql_where=text("kind <> '代发文件'")),
+    )
+
+
+class MoneyLine(Base):
+    """One booked movement of a paying account, from the bank's statement or the treasury's file:
+    positive out of the account (to a card), negative back into it (a failed payment returned).
+    One line per order, source and direction: a second copy is refused by the database."""
+
+    __tablename__ = "payment_money_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(2))  # "B" the bank's statement, "T" the treasury's file
+    file_id: Mapped[int] = mapped_column(ForeignKey("payment_files.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payment_batches.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("payment_orders.id"))
+    end_to_end_id: Mapped[str] = mapped_column(String(35))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    booked_on: Mapped[date]
+
+    __table_args__ = (
+        Index("uq_payment_money_lines", "source", "end_to_end_id", "amount_fen", unique=True),
+        Index("ix_payment_money_lines_batch", "batch_id", "source"),
+        Index("ix_payment_money_lines_day", "booked_on", "source"),
+    )
+
+
+class Reconciliation(Base):
+    """One three-way reconciliation (对账) of a batch or of a day: the platform's orders, the bank's
+    returns and statement, and the treasury's debits, to the fen."""
+
+    __tablename__ = "payment_reconciliations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payment_batches.id"), index=True)
+    day: Mapped[date | None] = mapped_column(index=True)  # a Beijing booking day (a daily reconciliation)
+    orders_fen: Mapped[int] = mapped_column(BigInteger)  # drawn: what the platform ordered
+    paid_fen: Mapped[int] = mapped_column(BigInteger)  # the bank's returns: paid
+    failed_fen: Mapped[int] = mapped_column(BigInteger)  # the bank's returns: failed
+    bank_out_fen: Mapped[int] = mapped_column(BigInteger)  # the bank's statement: out of the account
+    bank_back_fen: Mapped[int] = mapped_column(BigInteger)  # the bank's statement: returned to it
+    treasury_out_fen: Mapped[int] = mapped_column(BigInteger)
+    treasury_back_fen: Mapped[int] = mapped_column(BigInteger)
+    orders: Mapped[int] = mapped_column(Integer)
+    differences: Mapped[int] = mapped_column(Integer)
+    balanced: Mapped[bool] = mapped_column(Boolean)
+    by_name: Mapped[str] = mapped_column(String(60), default="")
+    at: Mapped[datetime]
+
+
+class Difference(Base):
+    """One record that does not agree, with its kind (DifferenceKind) and the three sides' amounts."""
+
+    __tablename__ = "payment_differences"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reconciliation_id: Mapped[int] = mapped_column(ForeignKey("payment_reconciliations.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("payment_orders.id"))
+    end_to_end_id: Mapped[str] = mapped_column(String(35))
+    kind: Mapped[str] = mapped_column(String(20))
+    order_fen: Mapped[int | None] = mapped_column(BigInteger)
+    bank_fen: Mapped[int | None] = mapped_column(BigInteger)  # net on the bank's statement
+    treasury_fen: Mapped[int | None] = mapped_column(BigInteger)  # net on the treasury's file

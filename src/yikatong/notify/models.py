@@ -25,6 +25,8 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
     kind: Mapped[str] = mapped_column(String(20))  # reminder / escalation / ...
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # A citizen (arrival SMS, 到账短信): the phone on file in the registry, not a staff account.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     channel: Mapped[str] = mapped_column(String(10))  # wechat / sms / console
     title: Mapped[str] = mapped_column(String(100))
     body: Mapped[str] = mapped_column(Text)
