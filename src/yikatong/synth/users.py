@@ -34,6 +34,8 @@ def create_demo_users(session: Session, plan: CityPlan, region_names: dict[str, 
     bank = BANKS[0]
     specs = [
         ("city_finance", Role.CITY_FINANCE, CITY_CODE, "市财政局 王建国", {}),
+        # the checker of city finance's payment batches (maker/checker: never the same person)
+        ("city_finance2", Role.CITY_FINANCE, CITY_CODE, "市财政局 复核员 吴芳", {}),
         ("supervisor", Role.SUPERVISOR, CITY_CODE, "市纪委监委 李秀英", {}),
         ("county_handler", Role.COUNTY_HANDLER, county, "资中县民政局 张伟",
          {"department_code": department_code(county, "民政")}),
