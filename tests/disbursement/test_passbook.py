@@ -361,3 +361,35 @@ def test_the_pdf_has_the_years_and_their_totals(web, paid_household):
             (AuditEvent.object_type == "household") & (AuditEvent.object_id == str(h["household"])),
             (AuditEvent.object_type == "person") & (AuditEvent.object_id == str(h["head"]))))).all()
     assert sum('"format": "pdf"' in d for d in formats) == 2
+
+
+@pytest.mark.skipif(HAS_REPORTLAB, reason="reportlab is installed: the PDF test above runs")
+def test_without_reportlab_the_pdf_route_says_so(web, paid_household):
+    r = web.get(f"/persons/{paid_household['head']}/passbook.pdf", headers=login(web, "village_clerk"))
+    assert r.status_code == 503 and "reportlab" in r.text and "打印页面" in r.text
+
+
+@pytest.mark.browser
+def test_the_print_sheet_has_no_navigation_and_is_black_on_white(browser, serve, paid_household):
+    from yikatong.web.app import create_app
+
+    server = serve(create_app(clock=FixedClock(NOW)))
+    page = browser.new_page()
+    page.goto(f"{server}/login")
+    page.fill("#username", "village_clerk")
+    page.fill("#password", PASSWORD)
+    with page.expect_navigation(url=f"{server}/"):
+        page.click("button[type=submit]")
+    page.goto(f"{server}/households/{paid_household['household']}/passbook")
+    assert page.is_visible(".topbar nav") and page.is_visible("[data-testid=print]")
+    page.emulate_media(media="print")
+    assert not page.is_visible(".topbar") and not page.is_visible("[data-testid=passbook-toolbar]")
+    assert not page.is_visible("footer")
+    assert page.is_visible("[data-testid=year-total-2026]")
+    assert page.inner_text("[data-testid=printed-on]") == "2026-12-02"
+    look = page.evaluate("""() => {
+        const th = getComputedStyle(document.querySelector('.passbook table.sheet th'));
+        const muted = getComputedStyle(document.querySelector('.passbook-note'));
+        return [th.color, th.backgroundColor, th.borderTopColor, muted.color]; }""")
+    assert look == ["rgb(0, 0, 0)", "rgb(255, 255, 255)", "rgb(0, 0, 0)", "rgb(0, 0, 0)"]
+    page.close()
