@@ -138,6 +138,19 @@ def colleague(role: Role = Role.CITY_FINANCE, like: str = "city_finance") -> int
         return create_user(s, f"fin_{uuid.uuid4().hex[:8]}", PASSWORD, role, region, "市财政局 复核员", NOW).id
 
 
+def mark_paid(session, order_ids, paid_on) -> None:
+    """The bank's answer 成功 for approved orders, as a return file would record it (a conditional UPDATE:
+    only orders still 待发送 move)."""
+    from sqlalchemy import update
+
+    from yikatong.disbursement.models import OrderStatus, PaymentOrder
+
+    session.execute(update(PaymentOrder).where(PaymentOrder.id.in_(list(order_ids)),
+                                               PaymentOrder.status == OrderStatus.APPROVED.value)
+                    .values(status=OrderStatus.PAID.value, paid_on=paid_on, answered_at=NOW)
+                    .execution_options(synchronize_session=False))
+
+
 def user_id(username: str) -> int:
     with transaction() as s:
         return s.scalar(select(User.id).where(User.username == username))
