@@ -308,3 +308,19 @@ def test_a_statement_line_of_another_batch_refuses_the_file(city, tmp_path):
     with new_session() as s:
         assert s.scalar(select(func.count()).select_from(BankFile).where(
             BankFile.batch_id == second, BankFile.state == FileState.ACCEPTED.value)) == 0
+
+
+def test_a_file_whose_bytes_differ_from_the_declared_hash_is_refused(city, tmp_path):
+    from yikatong.disbursement.bank.files import file_sha256
+
+    paying = Paying(item=new_item(), bank="SCRCU")
+    batch_id, _ = paid_batch(paying, 2)
+    [path] = export(batch_id)
+    ret, _, _ = bank_answers(path, tmp_path / "a", fail=set())
+    with transaction() as s, pytest.raises(Invalid) as changed:
+        exchange.import_return(s, finance(s), batch_id, ret, NOW, sha256="0" * 64)
+    assert "SHA-256" in changed.value.message and "已被改动" in changed.value.message
+    assert {o.status for o in orders_of(batch_id)} == {OrderStatus.APPROVED.value}
+    with transaction() as s:
+        result = exchange.import_return(s, finance(s), batch_id, ret, NOW, sha256=file_sha256(ret).upper())
+        assert result.paid == 2
