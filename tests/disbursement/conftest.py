@@ -39,13 +39,14 @@ class Paying:
     period: str = "2026-11"
 
 
-def new_item() -> str:
-    """A monthly per-person item of the low-income allowance's department, standard 500 yuan."""
+def new_item(level: str = "市") -> str:
+    """A monthly per-person item of the low-income allowance's department, standard 500 yuan, funded at
+    `level` (市: paid by city finance; 县: by the county's finance bureau)."""
     n = next(_serial)
     code = f"PY{uuid.uuid4().hex[:6].upper()}{n}"
     with transaction() as s:
         like = s.get(SubsidyItem, "ZS007")
-        s.add(SubsidyItem(code=code, name=f"测试发放项目{n}", category_code=like.category_code, funding_level="市",
+        s.add(SubsidyItem(code=code, name=f"测试发放项目{n}", category_code=like.category_code, funding_level=level,
                           department_code=like.department_code, basis="人", standard_fen=STANDARD_FEN, frequency="月",
                           village_publicity=False, means_tested=False, description=""))
         s.flush()
