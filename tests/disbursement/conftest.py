@@ -146,3 +146,16 @@ def user_id(username: str) -> int:
 @pytest.fixture
 def paying(city) -> Paying:
     return Paying(item=new_item(), bank=first_bank())
+
+
+def mark_paid(session, order_ids: list[int], paid_on: date) -> list[int]:
+    """Stand-in for the bank's return in tests: 待发送 orders become 成功 on `paid_on` (a conditional
+    UPDATE, as the return import does). Returns the ids it flipped."""
+    from sqlalchemy import update
+
+    from yikatong.disbursement.models import OrderStatus, PaymentOrder
+
+    return list(session.scalars(update(PaymentOrder).where(PaymentOrder.id.in_(order_ids),
+                                                           PaymentOrder.status == OrderStatus.APPROVED.value)
+                                .values(status=OrderStatus.PAID.value, paid_on=paid_on, answered_at=NOW)
+                                .returning(PaymentOrder.id)))

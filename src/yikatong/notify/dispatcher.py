@@ -39,7 +39,8 @@ from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import new_session
 from yikatong.notify.models import OutboxMessage, OutboxStatus
 from yikatong.notify.notifier import Notifier, NotifyError, OutgoingMessage
-from yikatong.notify.service import recipient_of
+from yikatong.notify.service import recipient_of, recipient_of_person
+from yikatong.registry.models import Person
 from yikatong.security.models import User
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,12 @@ class Dispatcher:
             if row is None:  # another worker holds it or has sent it
                 report.skipped += 1
                 return
-            user = session.get(User, row.user_id) if row.user_id else None
+            if row.person_id is not None:  # a citizen (arrival SMS): the registry's phone
+                recipient = recipient_of_person(session.get(Person, row.person_id))
+            else:
+                recipient = recipient_of(session.get(User, row.user_id) if row.user_id else None)
             message = OutgoingMessage(outbox_id=row.id, dedupe_key=row.dedupe_key, kind=row.kind,
-                                      channel=row.channel, recipient=recipient_of(user), title=row.title,
+                                      channel=row.channel, recipient=recipient, title=row.title,
                                       body=row.body, payload=json.loads(row.payload or "{}"))
             row.attempts += 1
             try:

@@ -1,0 +1,108 @@
+"""Arrival SMS (到账短信): when the bank's return says an order was paid, the beneficiary gets a free text
+message on the phone the registry holds for them:
+
+    【内江一卡通】张*明您好，您2026年第3季度耕地地力保护补贴128.50元已于12月4日发放到尾号5341的社会保障卡。
+
+The messages are written to the outbox in the transaction that marks the orders paid (the return
+import calls `queue_arrivals`), so a return that does not commit leaves no message and a committed one
+never lacks its messages; the outbox worker sends them (notify.dispatcher: retries with backoff, once
+per person). One message per order, keyed `arrival:<order id>`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from yikatong.catalog.models import SubsidyItem
+from yikatong.core.db import bulk_insert
+from yikatong.core.masking import mask_name
+from yikatong.core.money import format_fen
+from yikatong.core.settings import get_settings
+from yikatong.disbursement.models import OrderStatus, PaymentOrder
+from yikatong.disbursement.service import period_words
+from yikatong.notify.models import OutboxMessage, OutboxStatus
+from yikatong.notify.notifier import Channel
+from yikatong.registry.models import Person
+
+ARRIVAL = "arrival"  # the outbox kind; the SMS gateway sends it with YKT_SMS_ARRIVAL_TEMPLATE
+TITLE = "补贴到账通知"
+CHUNK = 5000  # orders read per query (SQLite allows 32,766 bound values)
+
+
+@dataclass
+class ArrivalResult:
+    queued: int = 0  # messages written
+    no_phone: int = 0  # paid, but the beneficiary has no phone on file: no message
+    already: int = 0  # the order's message was written before (a second call)
+    not_paid: int = 0  # ids given that are not 成功 (nothing to say)
+
+
+def arrival_key(order_id: int) -> str:
+    return f"{ARRIVAL}:{order_id}"
+
+
+def card_tail(account_masked: str) -> str:
+    """The last 4 digits of a masked account (6217 **** **** 5341 -> 5341)."""
+    return "".join(c for c in account_masked if c.isdigit())[-4:]
+
+
+def arrival_params(name: str, period: str, item_name: str, amount_fen: int, paid_on: date, account_masked: str,
+                   by_proxy: bool) -> dict[str, str]:
+    """The template's parameters: what the gateway fills into the registered arrival template."""
+    return {"name": mask_name(name), "period": period_words(period), "item": item_name,
+            "amount": format_fen(amount_fen), "date": f"{paid_on.month}月{paid_on.day}日",
+            "card": f"{'代管人' if by_proxy else ''}尾号{card_tail(account_masked)}"}
+
+
+def arrival_text(sign: str, params: dict[str, str]) -> str:
+    """The text the person reads (the arrival template, filled in, with the sign the gateway adds)."""
+    p = params
+    return (f"【{sign}】{p['name']}您好，您{p['period']}{p['item']}{p['amount']}元已于{p['date']}"
+            f"发放到{p['card']}的社会保障卡。")
+
+
+def queue_arrivals(session: Session, order_ids: Sequence[int], now: datetime) -> ArrivalResult:
+    """Write one 待发送 arrival SMS per paid order among `order_ids`, in the caller's transaction.
+
+    Set-based: orders, persons and items are read by one join per CHUNK ids, the texts made in Python
+    and the rows inserted in bulk (COPY on PostgreSQL). An order whose message is already in the
+    outbox is skipped, so calling twice writes one row and never fails the transaction. Two
+    transactions never queue the same order at once: the caller queues only the orders its own
+    conditional UPDATE flipped to 成功."""
+    result = ArrivalResult()
+    sign = get_settings().sms_sign
+    wanted = sorted(set(order_ids))
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        rows = session.execute(
+            select(PaymentOrder.id, PaymentOrder.person_id, PaymentOrder.period, PaymentOrder.amount_fen,
+                   PaymentOrder.paid_on, PaymentOrder.account_masked, PaymentOrder.by_proxy, Person.name,
+                   Person.phone_enc.is_not(None).label("has_phone"), SubsidyItem.name.label("item_name"))
+            .join(Person, Person.id == PaymentOrder.person_id)
+            .join(SubsidyItem, SubsidyItem.code == PaymentOrder.item_code)
+            .where(PaymentOrder.id.in_(chunk), PaymentOrder.status == OrderStatus.PAID.value)).all()
+        result.not_paid += len(chunk) - len(rows)
+        reachable = [r for r in rows if r.has_phone]
+        result.no_phone += len(rows) - len(reachable)
+        keys = [arrival_key(r.id) for r in reachable]
+        written = set(session.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys))))
+        result.already += len(written)
+        messages = []
+        for r, key in zip(reachable, keys, strict=True):
+            if key in written:
+                continue
+            params = arrival_params(r.name, r.period, r.item_name, r.amount_fen, r.paid_on, r.account_masked,
+                                    r.by_proxy)
+            messages.append(dict(dedupe_key=key, kind=ARRIVAL, user_id=None, person_id=r.person_id,
+                                 channel=Channel.SMS.value, title=TITLE, body=arrival_text(sign, params),
+                                 payload=json.dumps({"sms": params}, ensure_ascii=False),
+                                 status=OutboxStatus.PENDING.value, attempts=0, last_error="",
+                                 next_attempt_at=None, created_at=now, sent_at=None))
+        bulk_insert(session, OutboxMessage.__table__, messages)
+        result.queued += len(messages)
+    return result
