@@ -134,6 +134,9 @@ def test_paid_orders_queue_their_sms_in_the_same_transaction(paying):
     assert rows[proxied].body == (f"【内江一卡通】李*红您好，您2026年11月耕地地力保护补贴500.00元已于12月4日"
                                   f"发放到代管人尾号{tail[proxied]}的社会保障卡。")
     assert by_person[proxied].by_proxy and not by_person[own].by_proxy
+    assert json.loads(rows[own].payload) == {"sms": {"name": "张*明", "period": "2026年11月", "amount": "500.00",
+                                                     "item": "耕地地力保护补贴", "date": "12月4日",
+                                                     "card": f"尾号{tail[own]}"}}
     for person, m in rows.items():
         assert (m.kind, m.channel, m.user_id, m.status, m.attempts) == ("arrival", "sms", None, "待发送", 0)
         assert m.dedupe_key == arrival_key(by_person[person].id)

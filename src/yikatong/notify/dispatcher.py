@@ -3,7 +3,8 @@
 Why exactly once, step by step:
 
 1. A message is born in the transaction that causes it (the electronic eye writes the reminder in
-   the transaction that sets `reminded`). Both commit or neither does, so a crash before the commit
+   the transaction that sets `reminded`, the bank's return writes the arrival SMS in the transaction
+   that marks the order paid: disbursement.arrival). Both commit or neither does, so a crash before the commit
    loses no reminder (the rerun finds the application still unreminded) and a commit never leaves
    a flag without its message.
 2. The outbox's `dedupe_key` is unique: writing the same message twice leaves one row.
