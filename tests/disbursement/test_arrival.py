@@ -115,7 +115,7 @@ def test_paid_orders_queue_their_sms_in_the_same_transaction(paying):
         pass
 
     with pytest.raises(Crash), transaction() as s:  # the return's transaction dies before its commit
-        assert sorted(mark_paid(s, ids, PAID_ON)) == sorted(ids)
+        mark_paid(s, ids, PAID_ON)
         assert queue_arrivals(s, ids, NOW).queued == 2
         raise Crash
     assert outbox(keys) == []
@@ -244,7 +244,7 @@ def test_a_thousand_orders_are_queued_in_one_call(paying):
     orders = paid_orders(paying, many_approved(paying.item, 1000))
     ids = [o.id for o in orders.values()]
     with transaction() as s:
-        assert len(mark_paid(s, ids, PAID_ON)) == 1000
+        mark_paid(s, ids, PAID_ON)
         result = queue_arrivals(s, ids, NOW)
     assert (result.queued, result.no_phone) == (1000, 0)
     with new_session() as s:

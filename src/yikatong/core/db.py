@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, insert, literal
+from sqlalchemy import DateTime, MetaData, TypeDecorator, create_engine, event, insert, literal, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -245,3 +245,17 @@ def insert_from_duckdb(session: Session, table: str, columns: list[str], con: An
             raise IntegrityError(f"COPY {table}", None, e) from e
     finally:
         os.remove(path)
+
+
+@contextmanager
+def scratch_table(session: Session, name: str, columns: str) -> Iterator[Any]:
+    """A temporary table in the session's transaction, e.g. `scratch_table(s, "answers", "order_id BIGINT,
+    paid BOOLEAN")`, for set-based work on many rows (fill it with bulk_insert, then UPDATE .. FROM it).
+    Yields a lightweight table object for bulk_insert; the table is gone afterwards on both engines."""
+    from sqlalchemy import column, table
+
+    session.execute(text(f"CREATE TEMPORARY TABLE {name} ({columns})"))
+    try:
+        yield table(name, *(column(c.split()[0]) for c in columns.split(",")))
+    finally:
+        session.execute(text(f"DROP TABLE IF EXISTS {name}"))

@@ -159,6 +159,14 @@ def commit_batch(session: Session, item_code: str, year: int, batch_fen: int) ->
         raise Blocked(refusal(session, item_code, year, batch_fen) or "超出指标")
 
 
+def release(session: Session, item_code: str, year: int, fen: int) -> None:
+    """Give back to the year what failed payments did not spend (the money returned to the treasury);
+    a re-payment takes it again when its batch is approved."""
+    session.execute(update(BudgetYear).where(BudgetYear.item_code == item_code, BudgetYear.year == year,
+                                             BudgetYear.committed_fen >= fen)
+                    .values(committed_fen=BudgetYear.committed_fen - fen).execution_options(synchronize_session=False))
+
+
 def overview(session: Session, user: User | None, *, year: int | None = None,
              item_code: str | None = None) -> list[BudgetLine]:
     """Allocated, committed and spent per item and year (spent: orders the bank paid, status 成功).

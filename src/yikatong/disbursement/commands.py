@@ -50,6 +50,15 @@ def _refusals():
         raise _fail(e.message) from None
 
 
+def _declared(hashes: list[str], path: Path, files: list[Path]) -> str | None:
+    """The --sha256 given for `path` (by position), if any."""
+    if not hashes:
+        return None
+    if len(hashes) != len(files):
+        raise _fail("--sha256 的个数应与文件个数相同", 2)
+    return hashes[files.index(path)]
+
+
 def _batch_table(batches):
     from rich.table import Table
 
@@ -68,9 +77,11 @@ def _batch_table(batches):
 
 def register(app: typer.Typer) -> None:
     pay_app = typer.Typer(
-        help="Paying subsidies onto the card: budget allocations (指标) per item, year and funding level, and "
+        help="Paying subsidies onto the card: budget allocations (指标) per item, year and funding level; "
              "payment batches (发放批次) built from applications that finished the review road, checked by the "
-             "pre-payment gate, kept within the budget, made by one user and approved by another.",
+             "pre-payment gate, kept within the budget, made by one user and approved by another; the bank's "
+             "files (export, return, statement), the treasury's detail, three-way reconciliation, failed "
+             "payments and their re-payment, success rates.",
         no_args_is_help=True)
     budget_app = typer.Typer(
         help="Budget allocations (指标): how much each item may pay in a year, by funding level "
@@ -262,6 +273,212 @@ def register(app: typer.Typer) -> None:
             out.print(table)
             for e in b.exclusions[:limit]:
                 out.print(f"  未纳入 申请{e.application_id}：{e.reason}")
+
+    @pay_app.command("export")
+    def pay_export(
+        batch: str = typer.Argument(..., help="Batch number (FF...) or id of an approved batch."),
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+    ) -> None:
+        """Write an approved batch's file(s) for its bank into the restricted folder (YKT_BANK_DIR, default
+        YKT_DATA_DIR/bank/<batch>): the bank's flat template or ISO 20022 pain.001, split at the bank's
+        maximum records per file, each file's SHA-256 recorded. Running it again writes the same files."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.core.money import format_fen
+        from yikatong.disbursement import exchange
+
+        out = _console()
+        with out.status("正在生成代发文件…"), _refusals(), transaction() as session:
+            actor = _user(session, user, required=False)
+            files = exchange.export_batch(session, actor, batch, system_clock.now())
+            folder = exchange.batch_folder(exchange.exchange_batch(session, actor, batch))
+        for f in files:
+            out.print(f"{folder / f.name}  {f.records:,}笔  {format_fen(f.total_fen)}元  SHA-256 {f.sha256}")
+
+    @pay_app.command("return")
+    def pay_return(
+        batch: str = typer.Argument(..., help="Batch number (FF...) or id."),
+        files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                           help="The bank's return file(s) (回盘文件), one per batch file: the "
+                                                "bank's flat template or pain.002.001.12."),
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
+    ) -> None:
+        """Take in the bank's return: each order paid (成功) or failed (失败) with the bank's reason.
+
+        Each file is checked whole against its batch file first (unknown record, wrong amount, duplicate
+        line, wrong count or total): one problem and nothing of that file is taken. A file taken once is
+        refused the second time. Paid orders queue their arrival SMS; failed ones go to their department
+        (`ykt pay failures`); the batch file answered is deleted from the restricted folder."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.disbursement import exchange
+
+        out = _console()
+        for path in files:
+            with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
+                actor = _user(session, user, required=False)
+                result = exchange.import_return(session, actor, batch, path, system_clock.now(),
+                                                sha256=_declared(sha256, path, files))
+            exchange.remove_files(result.to_remove)
+            out.print(result.message())
+
+    @pay_app.command("statement")
+    def pay_statement(
+        batch: str = typer.Argument(..., help="Batch number (FF...) or id."),
+        files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                           help="The bank's statement(s) of the paying account (对账单): the "
+                                                "bank's flat template or camt.053.001.08."),
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
+    ) -> None:
+        """Book the bank's statement of the paying account for a batch (for reconciliation). Every line
+        must be one of the batch's orders with its amount, each booked once, or the file is refused whole."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.disbursement import exchange
+
+        out = _console()
+        for path in files:
+            with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
+                actor = _user(session, user, required=False)
+                result = exchange.import_statement(session, actor, batch, path, system_clock.now(),
+                                                   sha256=_declared(sha256, path, files))
+            out.print(result.message())
+
+    @pay_app.command("treasury")
+    def pay_treasury(
+        files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                           help="The treasury's payment detail (国库支付明细), CSV: 流水号, "
+                                                "金额（分）, 方向 (支出/退回), 记账日期, then 合计 "
+                                                "(docs/data-formats.md)."),
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
+    ) -> None:
+        """Book the treasury's debits and refunds of paying accounts (for the three-way reconciliation).
+        Every line must be one of the platform's approved orders with its amount, or the file is refused."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.disbursement import exchange
+
+        out = _console()
+        for path in files:
+            with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
+                actor = _user(session, user, required=False)
+                result = exchange.import_treasury(session, actor, path, system_clock.now(),
+                                                  sha256=_declared(sha256, path, files))
+            out.print(result.message())
+
+    @pay_app.command("reconcile")
+    def pay_reconcile(
+        batch: str | None = typer.Argument(None, help="Batch number (FF...) or id. Omit it and give --day to "
+                                                       "reconcile a booking day across batches."),
+        day: str | None = typer.Option(None, "--day", metavar="YYYY-MM-DD", help="A Beijing booking day."),
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        show: int = typer.Option(20, "--show", min=0, help="How many differences to list."),
+    ) -> None:
+        """Three-way reconciliation (对账), to the fen: the platform's orders, the bank's returns and
+        statement, the treasury's debits. Paid + failed-and-returned must equal drawn; every record that
+        does not agree is listed with its kind. A balanced batch becomes 已对账."""
+        from datetime import date as date_type
+
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.core.money import format_fen
+        from yikatong.disbursement import reconcile
+
+        if (batch is None) == (day is None):
+            raise _fail("请给出批次号，或用 --day 给出记账日期（二者选一）", 2)
+        out = _console()
+        with out.status("正在对账…"), _refusals(), transaction() as session:
+            actor = _user(session, user, required=False)
+            if batch is not None:
+                run = reconcile.reconcile_batch(session, actor, batch, system_clock.now())
+            else:
+                try:
+                    when = date_type.fromisoformat(day or "")
+                except ValueError:
+                    raise _fail(f"记账日期 {day!r} 应为 YYYY-MM-DD", 2) from None
+                run = reconcile.reconcile_day(session, actor, when, system_clock.now())
+            differences = reconcile.differences(session, run, limit=show)
+            out.print(reconcile.summary(run))
+            for d in differences:
+                out.print(f"  {d.end_to_end_id}  {d.kind}  指令{format_fen(d.order_fen or 0)}元  "
+                          f"银行净额{format_fen(d.bank_fen or 0)}元  国库净额{format_fen(d.treasury_fen or 0)}元")
+        if not run.balanced:
+            raise typer.Exit(1)
+
+    @pay_app.command("failures")
+    def pay_failures(
+        user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: every failure."),
+        all_states: bool = typer.Option(False, "--all", help="Also those released for re-payment (可重发)."),
+        limit: int = typer.Option(100, "--limit", min=1, max=100_000, help="How many to list."),
+    ) -> None:
+        """Failed payments waiting for their department, with the bank's reason (退回重发). A failure is paid
+        again in a later batch once the card changed or the department released it (`ykt pay release`)."""
+        from rich.table import Table
+
+        from yikatong.core.db import new_session
+        from yikatong.core.money import format_fen
+        from yikatong.disbursement import rework
+
+        with _refusals(), new_session() as session:
+            actor = _user(session, user, required=False)
+            rows = rework.failures(session, actor, state=None if all_states else rework.Rework.OPEN.value,
+                                   limit=limit)
+        table = Table(title=f"发放失败（{len(rows)}笔）")
+        for header in ("指令", "申请编号", "补贴对象", "项目", "期次", "金额（元）", "银行", "卡号", "失败原因", "次数",
+                       "状态"):
+            table.add_column(header)
+        for f in rows:
+            table.add_row(str(f.order_id), f.application_number, f.beneficiary, f.item_name, f.period,
+                          format_fen(f.amount_fen), f.bank_name, f.account, f.reason, str(f.attempt), f.rework)
+        _console().print(table)
+
+    @pay_app.command("release")
+    def pay_release(
+        orders: list[int] = typer.Argument(..., help="Failed order id(s) (see `ykt pay failures`)."),
+        note: str = typer.Option(..., "--note", help="The department's opinion, e.g. 已核实户名，银行已更正."),
+        user: str = typer.Option(..., "--user", help=USER_HELP),
+    ) -> None:
+        """Release failed payments to be paid again in the next batch (可重发) when the card stays the same
+        (e.g. the bank corrected the name); a changed card is paid again without this."""
+        from yikatong.core.clock import system_clock
+        from yikatong.core.db import transaction
+        from yikatong.disbursement import rework
+
+        with _refusals(), transaction() as session:
+            actor = _user(session, user, required=True)
+            n = rework.release(session, actor, orders, note, system_clock.now())
+        _console().print(f"已将{n}笔失败记录设为可重发，下一批次将重新发放")
+
+    @pay_app.command("rates")
+    def pay_rates(
+        by: str = typer.Option("batch", "--by", help="Group by batch, item, bank or region (county)."),
+        year: int | None = typer.Option(None, "--year", help="Only this year."),
+        item: str | None = typer.Option(None, "--item", help="Only this item code."),
+    ) -> None:
+        """First-attempt and final success rates of payments."""
+        from rich.table import Table
+
+        from yikatong.core.db import new_session
+        from yikatong.disbursement import rework
+
+        with _refusals(), new_session() as session:
+            rates = rework.success_rates(session, None, by, item_code=item, year=year)
+        table = Table(title="发放成功率")
+        for header in ("分组", "首次发放笔数", "首次成功", "首次成功率", "最终成功", "最终成功率"):
+            table.add_column(header)
+        for r in rates:
+            table.add_row(r.key, f"{r.answered:,}", f"{r.first_paid:,}", f"{r.first_rate:.2%}",
+                          f"{r.finally_paid:,}", f"{r.final_rate:.2%}")
+        _console().print(table)
 
     pay_app.add_typer(budget_app, name="budget")
     pay_app.add_typer(batch_app, name="batch")

@@ -33,23 +33,26 @@ from yikatong.core.protect import reveal
 from yikatong.disbursement import budget
 from yikatong.disbursement.bank.records import BatchFile, PaymentRecord
 from yikatong.disbursement.models import (
+    FROZEN_BATCH,
     BatchExclusion,
     BatchStatus,
     OrderStatus,
     PaymentBatch,
     PaymentOrder,
+    Rework,
 )
 from yikatong.disbursement.payees import Payee, payees
 from yikatong.interception.service import gate
 from yikatong.registry.models import Person
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, has_perm, require_perm
+from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, parent_of, within
 from yikatong.workflow.models import Application, Status
 from yikatong.workflow.periods import parse_period
 
 CHUNK = 900
+COUNTY_FUNDED = "县"  # the items a county's finance bureau pays itself
 BATCH_MAX = 1_000_000  # orders per batch
 RACED_BATCH = "该批次已被他人处理，请刷新"
 LIVE_ORDER_STATUSES = (OrderStatus.DRAFT.value, OrderStatus.APPROVED.value, OrderStatus.PAID.value)
@@ -108,6 +111,8 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     item = session.get(SubsidyItem, item_code.strip())
     if item is None:
         raise NotFound(f"补贴项目不存在：{item_code}")
+    if user.role == Role.COUNTY_FINANCE.value and item.funding_level != COUNTY_FUNDED:
+        raise Forbidden(f"县级财政只发放县级资金项目；{item.name}为{item.funding_level}级资金，由市财政发放")
     try:
         label = parse_period(item.frequency, period).label
     except ValueError as e:
@@ -133,12 +138,16 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     if len(rows) > BATCH_MAX:
         raise Invalid(f"一个批次最多{BATCH_MAX:,}笔，请按区划分批")
     found = payees(session, [r.person_id for r in rows], beijing_date(now))
+    failed_before = last_failures(session, [r.id for r in rows])
     excluded: list[Excluded] = []
     at_bank: list[int] = []
     for r in rows:
         payee = found[r.person_id]
+        before = failed_before.get(r.id)
         if isinstance(payee, str):
             excluded.append(Excluded(r.id, payee))
+        elif before is not None and before.rework == Rework.OPEN.value and payee.account_hash == before.account_hash:
+            excluded.append(Excluded(r.id, f"上次发放失败（{before.fail_reason}），收款卡未更换，待主管部门处理后重发"))
         elif payee.bank_code == bank_code:
             at_bank.append(r.id)
     result = BuildResult(batch=None, candidates=len(at_bank) + len(excluded), excluded=excluded)
@@ -183,7 +192,10 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
             bulk_insert(session, PaymentOrder.__table__, [
                 dict(batch_id=batch.id, application_id=a.id, person_id=a.person_id, item_code=item.code, period=label,
                      year=year, region_code=a.region_code, amount_fen=a.amount_fen, status=OrderStatus.DRAFT.value,
-                     bank_code=bank_code, payee_name="", by_proxy=False, account_hash="", account_masked="")
+                     bank_code=bank_code, payee_name="", by_proxy=False, account_hash="", account_masked="",
+                     fail_code="", fail_reason="", rework="", rework_note="", rework_by_name="",
+                     retry_of=failed_before[a.id].id if a.id in failed_before else None,
+                     attempt=failed_before[a.id].attempt + 1 if a.id in failed_before else 1)
                 for a in apps])
     except IntegrityError:
         raise Conflict("部分申请已被另一个批次纳入，请刷新后重新生成") from None
@@ -197,6 +209,17 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     session.flush()
     result.batch = batch
     return result
+
+
+def last_failures(session: Session, application_ids: list[int]) -> dict[int, PaymentOrder]:
+    """Each application's latest failed order, if it has one: a new order pays it again (retry_of)."""
+    out: dict[int, PaymentOrder] = {}
+    for chunk in _chunks(sorted(application_ids)):
+        for order in session.scalars(select(PaymentOrder).where(
+                PaymentOrder.application_id.in_(chunk), PaymentOrder.status == OrderStatus.FAILED.value)
+                .order_by(PaymentOrder.id)):
+            out[order.application_id] = order  # the latest wins
+    return out
 
 
 def visible_batches(user: User | None):
@@ -325,18 +348,21 @@ def order_counts(session: Session, batch: PaymentBatch) -> dict[str, int]:
                                 .group_by(PaymentOrder.status)).all())
 
 
-def batch_file(session: Session, batch: PaymentBatch) -> BatchFile:
+def batch_file(session: Session, batch: PaymentBatch, *, accounts: bool = True) -> BatchFile:
     """The approved batch as its bank sees it. Accounts are decrypted here and only here: the result goes
-    straight into the bank's file (disbursement.bank)."""
-    if batch.status != BatchStatus.APPROVED.value:
+    straight into the bank's file (disbursement.bank). `accounts=False`: without them (empty), to check a
+    return or statement against the batch."""
+    if batch.status not in FROZEN_BATCH:
         raise Invalid("批次尚未审批，不能生成银行文件")
     item = session.get(SubsidyItem, batch.item_code)
     treasury = session.get(TreasuryAccount, batch.treasury_code)
     purpose = f"{period_words(batch.period)} {item.name}"[:140]
+    columns = (PaymentOrder.end_to_end_id, PaymentOrder.payee_name, PaymentOrder.amount_fen) + (
+        (PaymentOrder.account_enc,) if accounts else ())
     records = [PaymentRecord(end_to_end_id=o.end_to_end_id, payee_name=o.payee_name,
-                             account=reveal(crypto.BANK_ACCOUNT, o.account_enc), amount_fen=o.amount_fen,
-                             purpose=purpose)
-               for o in session.scalars(select(PaymentOrder).where(
+                             account=reveal(crypto.BANK_ACCOUNT, o.account_enc) if accounts else "",
+                             amount_fen=o.amount_fen, purpose=purpose)
+               for o in session.execute(select(*columns).where(
                    PaymentOrder.batch_id == batch.id, PaymentOrder.status != OrderStatus.CANCELLED.value)
                    .order_by(PaymentOrder.id))]
     return BatchFile(batch_number=batch.number, bank_code=batch.bank_code, created_at=batch.approved_at,

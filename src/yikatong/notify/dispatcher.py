@@ -4,9 +4,9 @@ Why exactly once, step by step:
 
 1. A message is born in the transaction that causes it (the electronic eye writes the reminder in
    the transaction that sets `reminded`, the bank's return writes the arrival SMS in the transaction
-   that marks the order paid: disbursement.arrival). Both commit or neither does, so a crash before the commit
-   loses no reminder (the rerun finds the application still unreminded) and a commit never leaves
-   a flag without its message.
+   that marks the order paid: disbursement.arrival). Both commit or neither does, so a crash before
+   the commit loses no reminder (the rerun finds the application still unreminded) and a commit
+   never leaves a flag without its message.
 2. The outbox's `dedupe_key` is unique: writing the same message twice leaves one row.
 3. The dispatcher takes one row at a time in its own short transaction — on PostgreSQL with
    SELECT .. FOR UPDATE SKIP LOCKED, so two workers never hold the same row — sends it, and marks

@@ -17,6 +17,7 @@ class Role(StrEnum):
     TOWNSHIP_REVIEWER = "township_reviewer"
     COUNTY_HANDLER = "county_handler"
     CITY_FINANCE = "city_finance"
+    COUNTY_FINANCE = "county_finance"
     BANK = "bank"
     SUPERVISOR = "supervisor"
     SYSTEM_ADMIN = "system_admin"
@@ -29,6 +30,7 @@ ROLE_LABELS: dict[Role, str] = {
     Role.TOWNSHIP_REVIEWER: "乡镇审核员",
     Role.COUNTY_HANDLER: "县级部门经办员",
     Role.CITY_FINANCE: "市财政管理员",
+    Role.COUNTY_FINANCE: "县财政发放员",
     Role.BANK: "代发银行",
     Role.SUPERVISOR: "监督人员",
     Role.SYSTEM_ADMIN: "系统管理员",
@@ -61,6 +63,8 @@ class Perm(StrEnum):
     PAYMENT_READ = "payment.read"  # budgets (指标), payment batches and orders (accounts masked), within scope
     BUDGET_MANAGE = "budget.manage"  # enter or import budget allocations
     PAYMENT_MANAGE = "payment.manage"  # build payment batches and approve another user's (maker/checker)
+    PAYMENT_REWORK = "payment.rework"  # take back a failed payment with the bank's reason, release it to be paid again
+    BANK_EXCHANGE = "bank.exchange"  # a bank: download its own batches' files, upload their returns and statements
 
 
 _BUSINESS_READ = {Perm.PERSON_READ, Perm.CATALOG_READ, Perm.APPLICATION_READ, Perm.OVERDUE_READ}
@@ -73,14 +77,18 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
     # The county department verifies the flags on its own items (核实).
     Role.COUNTY_HANDLER: frozenset(_BUSINESS_READ | {Perm.PERSON_READ_CLEAR, Perm.REGISTRY_IMPORT,
                                                      Perm.APPLICATION_LIST, Perm.REVIEW, Perm.FLAG_READ,
-                                                     Perm.FLAG_VERIFY}),
+                                                     Perm.FLAG_VERIFY, Perm.PAYMENT_REWORK}),
     # City finance gathers the shared data (信息归集牵头) and runs the checks before money moves.
     Role.CITY_FINANCE: frozenset(_BUSINESS_READ | {Perm.REGISTRY_IMPORT, Perm.CATALOG_MANAGE,
                                                    Perm.APPLICATION_LIST, Perm.REVIEW, Perm.SHARED_READ,
                                                    Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN,
                                                    Perm.PAYMENT_GATE, Perm.PAYMENT_READ, Perm.BUDGET_MANAGE,
-                                                   Perm.PAYMENT_MANAGE}),
-    Role.BANK: frozenset({Perm.CATALOG_READ}),
+                                                   Perm.PAYMENT_MANAGE, Perm.PAYMENT_REWORK}),
+    # A county's finance bureau pays the county-funded (县级) items of its county: batches, the bank's
+    # files, reconciliation, failures; the catalogue, budgets, shared data and rules stay with the city.
+    Role.COUNTY_FINANCE: frozenset(_BUSINESS_READ | {Perm.PAYMENT_GATE, Perm.PAYMENT_READ, Perm.PAYMENT_MANAGE,
+                                                     Perm.PAYMENT_REWORK}),
+    Role.BANK: frozenset({Perm.CATALOG_READ, Perm.BANK_EXCHANGE}),
     # Supervisors follow leads and must be able to see who exactly was paid.
     # Supervisors write the rules and read every flag and lead; they do not verify (that is the
     # department's duty) so that the checker is not the one who clears.

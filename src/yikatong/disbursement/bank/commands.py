@@ -31,6 +31,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Play the bank (模拟银行): answer an exported batch file with a return and a statement.
 
+        Also writes the treasury's payment detail (国库支付明细) of the same movements, so the
+        three-way reconciliation can run on one machine.
+
         Reads the batch file (代发文件) and writes the bank's return (回盘文件: the same flat template, or
         pain.002.001.12) and the paying account's statement (对账单: the flat template, or camt.053.001.08),
         with realistic failures. Offline and deterministic, for running the payment loop end to end on
@@ -50,3 +53,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"回盘文件：{result.return_file.path}（{result.return_file.records:,} 笔，"
                    f"{format_fen(result.return_file.total_fen)} 元）")
         typer.echo(f"对账单：{result.statement_file.path}（{result.statement_file.records:,} 条）")
+        typer.echo(f"国库支付明细：{result.treasury_file.path}（{result.treasury_file.records:,} 条）")

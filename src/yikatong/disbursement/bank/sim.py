@@ -1,5 +1,6 @@
 """The bank simulator (`ykt bank-sim`): reads one exported batch file, as a bank would, and writes the
-bank's return and its statement of the paying account, with realistic failures (frozen or cancelled
+bank's return and its statement of the paying account (and, playing the treasury too, the treasury's
+payment detail of the same movements), with realistic failures (frozen or cancelled
 cards, name mismatches...) at a chosen rate. The same file, rate and seed always give the same files, so
 the whole payment loop runs end to end on one machine."""
 
@@ -22,6 +23,7 @@ from yikatong.disbursement.bank.iso20022 import PAIN001, IsoConnector, is_iso200
 from yikatong.disbursement.bank.reasons import REASONS, SIMULATED
 from yikatong.disbursement.bank.records import PaymentRecord, ReturnRecord, ReturnStatus, StatementLine
 from yikatong.disbursement.bank.template import BANKS_DIR
+from yikatong.disbursement.bank.treasury import write_treasury
 
 _CODES = [code for code, _ in SIMULATED]
 _CUMULATIVE = list(accumulate(w for _, w in SIMULATED))
@@ -32,6 +34,7 @@ class SimResult:
     bank_code: str
     return_file: WrittenFile
     statement_file: WrittenFile
+    treasury_file: WrittenFile  # the treasury's payment detail of the same movements (国库支付明细)
     paid: int
     failed: int
 
@@ -97,5 +100,7 @@ def simulate(path: Path, out_folder: Path, failure_rate: float, seed: int, booke
                                  header, processed, list(zip(records, answers, strict=True)))
     stm = connector.write_statement(out_folder / (f"{stem}.camt.053.001.08.xml" if iso else f"{stem}.stm{path.suffix}"),
                                     header, processed, statement_lines(answers, day))
+    lines = statement_lines(answers, day)
+    treasury = write_treasury(out_folder / f"{stem}.treasury.csv", lines)  # the treasury books the same moves
     failed = sum(1 for a in answers if a.status is ReturnStatus.FAILED)
-    return SimResult(connector.bank_code, ret, stm, len(answers) - failed, failed)
+    return SimResult(connector.bank_code, ret, stm, treasury, len(answers) - failed, failed)
