@@ -308,3 +308,8 @@ def test_a_statement_line_of_another_batch_refuses_the_file(city, tmp_path):
     with new_session() as s:
         assert s.scalar(select(func.count()).select_from(BankFile).where(
             BankFile.batch_id == second, BankFile.state == FileState.ACCEPTED.value)) == 0
+
+
+@pytest.mark.parametrize("bank", ["PSBC", "SCRCU"])
+def test_the_ways_of_a_large_batch_give_the_same_loop_to_the_fen(city, bank, tmp_path, many_keys):
+    test_the_loop_pays_fails_books_and_reconciles_to_the_fen(city, bank, tmp_path)

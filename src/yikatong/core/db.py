@@ -202,9 +202,9 @@ def in_keys(session: Session, column: Any, keys: Iterable[Any]) -> Any:
     values = sorted(set(keys))
     if session.get_bind().dialect.name == "postgresql":
         kind = String() if values and isinstance(values[0], str) else BigInteger()
-        return column == func.any(bindparam("keys", values, type_=ARRAY(kind)))
+        return column == func.any(bindparam("keys", values, type_=ARRAY(kind), unique=True))
     return column.in_(select(literal_column("value")).select_from(
-        func.json_each(bindparam("keys", json.dumps(values)))).scalar_subquery())
+        func.json_each(bindparam("keys", json.dumps(values), unique=True))).scalar_subquery())
 
 
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -249,16 +249,26 @@ def _sqlite_raw_insert(session: Session, table: Any, rows: list[dict[str, Any]])
     processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     connection = session.connection()
-    plain = all(p is None for p in processors)
     for start in range(0, len(rows), 50_000):
         part = rows[start:start + 50_000]
-        if plain:
-            values = [tuple(row[c] for c in columns) for row in part]
-        else:
-            pairs = list(zip(columns, processors, strict=True))
-            values = [tuple(row[c] if p is None or row[c] is None else p(row[c]) for c, p in pairs) for row in part]
-        connection.exec_driver_sql(sql, values)
+        by_column = []
+        for name, process in zip(columns, processors, strict=True):
+            values = [row[name] for row in part]
+            if process is not None:
+                values = _processed(values, process)
+            by_column.append(values)
+        connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
     return True
+
+
+def _processed(values: list[Any], process: Any) -> list[Any]:
+    """Each value through a bind processor, once per distinct value: a batch's rows share their instants
+    and flags."""
+    done: dict[Any, Any] = {}
+    try:
+        return [None if v is None else done[v] if v in done else done.setdefault(v, process(v)) for v in values]
+    except TypeError:  # unhashable values (JSON)
+        return [None if v is None else process(v) for v in values]
 
 
 def insert_from_duckdb(session: Session, table: str, columns: list[str], con: Any, query: str) -> None:
