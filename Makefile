@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-city bench-job-counter bench-counter bench-load bench-bank bench-pages clean
+.PHONY: demo test install lint bench-synth bench-imports bench-read bench-registry bench-lists bench-inbox bench-rules bench-city bench-job-counter bench-counter bench-load bench-bank bench-pay bench-pages clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { $(PYTHON) -m pip install -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
@@ -78,6 +78,10 @@ bench-load: install
 # statement read back and checked; pure over records, no database
 bench-bank: install
 	$(BIN)/python benchmarks/bank_files.py --records $(or $(BENCH_RECORDS),1000000) --validate
+
+# the payment loop in the database at 1,000,000 records (scratch SQLite file; PostgreSQL with BENCH_DB=...)
+bench-pay: install
+	$(BIN)/python benchmarks/payment_loop.py --records $(or $(BENCH_RECORDS),1000000) $(if $(BENCH_BANK),--bank $(BENCH_BANK)) $(if $(BENCH_DB),--database $(BENCH_DB))
 
 # The statistics, flags and inbox pages over HTTP (ykt serve) for each demo user who sees them, 30 timed
 # requests each after 3 warm-up (p95 target 300 ms); reads a city already built and writes only logins:

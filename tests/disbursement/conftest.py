@@ -160,3 +160,18 @@ def user_id(username: str) -> int:
 @pytest.fixture
 def paying(city) -> Paying:
     return Paying(item=new_item(), bank=first_bank())
+
+
+@pytest.fixture
+def many_keys(monkeypatch) -> None:
+    """Take, on a few rows, the ways a large batch takes past a few thousand keys or rows: every key in
+    one statement (core.db.in_keys) and SQLite's inserts as tuples."""
+    from yikatong.core import db
+    from yikatong.disbursement import payees, service
+    from yikatong.interception import service as interception
+    from yikatong.interception import snapshot
+    from yikatong.workflow import service as workflow_service
+
+    for module in (db, payees, service, interception, snapshot, workflow_service):
+        monkeypatch.setattr(module, "KEYS_FROM", 0)
+    monkeypatch.setattr(db, "_RAW_FROM", 0)

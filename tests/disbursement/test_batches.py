@@ -28,7 +28,18 @@ from yikatong.registry.models import Card, Person, ProxyHolding
 from yikatong.security.models import User
 from yikatong.workflow.models import Application, Status
 
-from .conftest import NOW, STANDARD_FEN, approved, colleague, flag, new_person, set_budget, user_id
+from .conftest import (
+    NOW,
+    STANDARD_FEN,
+    Paying,
+    approved,
+    colleague,
+    flag,
+    new_item,
+    new_person,
+    set_budget,
+    user_id,
+)
 
 
 def build(paying, username: str = "city_finance") -> service.BuildResult:
@@ -234,3 +245,8 @@ def test_the_payee_is_the_proxy_holder_while_the_proxy_is_valid(paying):
         assert {r.account for r in file.records} == {reveal(crypto.BANK_ACCOUNT, cards[p].bank_account_enc)
                                                      for p in (holder, expired)}
         assert all(r.purpose.startswith("2026年11月 测试发放项目") for r in file.records)
+
+
+def test_the_ways_of_a_large_batch_keep_flagged_applications_out_and_pay_proxy_holders(paying, many_keys):
+    test_the_gate_runs_first_and_flagged_applications_stay_out_with_their_reasons(paying)
+    test_the_payee_is_the_proxy_holder_while_the_proxy_is_valid(Paying(item=new_item(), bank=paying.bank))

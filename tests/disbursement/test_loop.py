@@ -362,3 +362,8 @@ def test_a_batch_file_left_behind_by_a_crash_after_the_commit_is_swept(city, tmp
     with transaction() as s, pytest.raises(Conflict):
         exchange.import_return(s, finance(s), batch_id, ret, NOW)  # anything of the batch sweeps first
     assert not path.exists()
+
+
+@pytest.mark.parametrize("bank", ["PSBC", "SCRCU"])
+def test_the_ways_of_a_large_batch_give_the_same_loop_to_the_fen(city, bank, tmp_path, many_keys):
+    test_the_loop_pays_fails_books_and_reconciles_to_the_fen(city, bank, tmp_path)

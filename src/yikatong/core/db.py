@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
@@ -185,6 +185,26 @@ def drop_database(url: str) -> None:
 
 
 _COPY_FROM = 100  # rows: fewer go in one executemany
+_RAW_FROM = 5_000  # rows: more go to SQLite's executemany as tuples, past SQLAlchemy's per-row parameters
+KEYS_FROM = 2_000  # keys: more are sent as one parameter (in_keys) rather than chunks of IN (...)
+
+
+def in_keys(session: Session, column: Any, keys: Iterable[Any]) -> Any:
+    """`column IN keys` for many keys (a million) as one statement with one parameter: on PostgreSQL
+    `= ANY(array)`, on SQLite `IN (SELECT value FROM json_each(json))`. Each engine looks the keys up
+    through the column's index (or hashes them on a scan), where chunks of IN (...) would mean a
+    thousand statements. Integer or text keys."""
+    import json
+
+    from sqlalchemy import BigInteger, String, bindparam, func, literal_column, select
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    values = sorted(set(keys))
+    if session.get_bind().dialect.name == "postgresql":
+        kind = String() if values and isinstance(values[0], str) else BigInteger()
+        return column == func.any(bindparam("keys", values, type_=ARRAY(kind), unique=True))
+    return column.in_(select(literal_column("value")).select_from(
+        func.json_each(bindparam("keys", json.dumps(values), unique=True))).scalar_subquery())
 
 
 def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -194,7 +214,12 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     runs in C and is fast."""
     if not rows:
         return
-    if len(rows) < _COPY_FROM or session.get_bind().dialect.name != "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name != "postgresql":
+        if len(rows) < _RAW_FROM or not _sqlite_raw_insert(session, table, rows):
+            session.execute(insert(table), rows)
+        return
+    if len(rows) < _COPY_FROM:
         session.execute(insert(table), rows)
         return
     import psycopg
@@ -210,6 +235,40 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     except psycopg.errors.IntegrityError as e:
         # as SQLAlchemy would raise it, so callers see one kind of constraint error on both engines
         raise IntegrityError(f"COPY {table.name}", None, e) from e
+
+
+def _sqlite_raw_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> bool:
+    """Many rows into SQLite as tuples, each value through its column type's own bind processing (as
+    SQLAlchemy would do it, per column instead of per row). False when a column left out of the rows has
+    a Python-side default (SQLAlchemy fills those in): the caller takes the ordinary way."""
+    columns = list(rows[0])
+    given = set(columns)
+    if any(getattr(c, "default", None) is not None and c.name not in given for c in table.columns):
+        return False
+    dialect = session.get_bind().dialect
+    processors = [table.c[name].type._cached_bind_processor(dialect) for name in columns]
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    connection = session.connection()
+    for start in range(0, len(rows), 50_000):
+        part = rows[start:start + 50_000]
+        by_column = []
+        for name, process in zip(columns, processors, strict=True):
+            values = [row[name] for row in part]
+            if process is not None:
+                values = _processed(values, process)
+            by_column.append(values)
+        connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+    return True
+
+
+def _processed(values: list[Any], process: Any) -> list[Any]:
+    """Each value through a bind processor, once per distinct value: a batch's rows share their instants
+    and flags."""
+    done: dict[Any, Any] = {}
+    try:
+        return [None if v is None else done[v] if v in done else done.setdefault(v, process(v)) for v in values]
+    except TypeError:  # unhashable values (JSON)
+        return [None if v is None else process(v) for v in values]
 
 
 def insert_from_duckdb(session: Session, table: str, columns: list[str], con: Any, query: str) -> None:

@@ -237,9 +237,14 @@ def import_return(session: Session, user: User | None, batch_id: int | str, path
     answers = connector.read_return(path, expected)  # checked whole: raises Invalid with every problem
     if not answers:
         raise Invalid(f"回盘文件{name}没有任何记录")
-    parts = chunks(expected.records, connector.template.max_records_per_file)
-    first = answers[0].end_to_end_id
-    file_no = next(n for n, part in enumerate(parts, 1) if any(r.end_to_end_id == first for r in part))
+    size = connector.template.max_records_per_file
+    parts = chunks(expected.records, size)
+    # the file it answers: where its first record stands in the batch (its orders in id order)
+    before = session.scalar(select(func.count()).select_from(PaymentOrder).where(
+        PaymentOrder.batch_id == batch.id, PaymentOrder.status != OrderStatus.CANCELLED.value,
+        PaymentOrder.id < select(PaymentOrder.id).where(PaymentOrder.end_to_end_id == answers[0].end_to_end_id)
+        .scalar_subquery()))
+    file_no = before // size + 1
     paid_on = _answered_on(connector, path, now)
     paid = [a for a in answers if a.status is ReturnStatus.PAID]
     failed = [a for a in answers if a.status is ReturnStatus.FAILED]
@@ -291,6 +296,8 @@ def _answer_orders(session: Session, batch: PaymentBatch, answers, paid_on: date
             {"e2e": a.end_to_end_id, "paid": 1 if a.status is ReturnStatus.PAID else 0, "code": a.reason_code[:8],
              "reason": a.reason[:100]} for a in answers])
         session.execute(text("CREATE INDEX ix_return_answers ON return_answers (e2e)"))
+        # `batch_id + 0`: each answer finds its order by the unique 流水号, rather than every order of the
+        # batch (a million) looking for its answer in the file's 50,000
         moved = session.execute(text(f"""
             UPDATE payment_orders SET
               status = CASE WHEN a.paid = 1 THEN '{OrderStatus.PAID.value}' ELSE '{OrderStatus.FAILED.value}' END,
@@ -298,19 +305,20 @@ def _answer_orders(session: Session, batch: PaymentBatch, answers, paid_on: date
               answered_at = :now, fail_code = a.code, fail_reason = a.reason,
               rework = CASE WHEN a.paid = 1 THEN '' ELSE '{Rework.OPEN.value}' END
             FROM return_answers a
-            WHERE payment_orders.end_to_end_id = a.e2e AND payment_orders.batch_id = :batch
+            WHERE payment_orders.end_to_end_id = a.e2e AND payment_orders.batch_id + 0 = :batch
+              AND payment_orders.end_to_end_id IN (SELECT e2e FROM return_answers)
               AND payment_orders.status = '{OrderStatus.APPROVED.value}'"""),
             {"paid_on": paid_on, "now": naive_utc(now), "batch": batch.id}).rowcount
         if moved != len(answers):
             raise Conflict(f"回盘中有{len(answers) - moved:,}笔支付指令已有银行答复（回盘可能已导入），整个文件未导入")
         paid_ids = list(session.scalars(text(
             "SELECT o.id FROM payment_orders o JOIN return_answers a ON a.e2e = o.end_to_end_id "
-            "WHERE o.batch_id = :batch AND a.paid = 1 ORDER BY o.id"), {"batch": batch.id}))
+            "WHERE o.batch_id + 0 = :batch AND a.paid = 1 ORDER BY o.id"), {"batch": batch.id}))
         # a re-payment answered: its earlier failed attempt is done with (the newest attempt carries on)
         session.execute(text(
             f"UPDATE payment_orders SET rework = '{Rework.REPAID.value}' WHERE id IN ("
             f"SELECT o.retry_of FROM payment_orders o JOIN return_answers a ON a.e2e = o.end_to_end_id "
-            f"WHERE o.batch_id = :batch AND o.retry_of IS NOT NULL)"), {"batch": batch.id})
+            f"WHERE o.batch_id + 0 = :batch AND o.retry_of IS NOT NULL)"), {"batch": batch.id})
     return paid_ids
 
 

@@ -7,9 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.orm import Session
 
+from yikatong.core.db import KEYS_FROM, in_keys
 from yikatong.registry.models import Card, CardStatus, Person, ProxyHolding
 
 CHUNK = 900
@@ -34,12 +35,23 @@ def _chunks(values: list, size: int = CHUNK) -> Iterable[list]:
         yield values[start:start + size]
 
 
-def _active_cards(session: Session, person_ids: list[int]) -> dict[int, Card]:
+def _where_in(session: Session, column, ids: list):
+    """The statements' key conditions: chunks of IN (...) for a few keys, one in_keys for many."""
+    if len(ids) > KEYS_FROM:
+        yield in_keys(session, column, ids)
+        return
+    for chunk in _chunks(ids):
+        yield column.in_(chunk)
+
+
+def _active_cards(session: Session, person_ids: list[int]) -> dict[int, Row]:
     """Each person's active card (the most recently issued when there are several)."""
-    cards: dict[int, Card] = {}
-    for chunk in _chunks(sorted(set(person_ids))):
-        active = select(Card).where(Card.person_id.in_(chunk), Card.status == CardStatus.ACTIVE.value)
-        for card in session.scalars(active.order_by(Card.issued_on, Card.id)):
+    cards: dict[int, Row] = {}
+    columns = (Card.person_id, Card.id, Card.bank_code, Card.bank_account_enc, Card.bank_account_hash,
+               Card.bank_account_masked)
+    for where in _where_in(session, Card.person_id, sorted(set(person_ids))):
+        active = select(*columns).where(where, Card.status == CardStatus.ACTIVE.value)
+        for card in session.execute(active.order_by(Card.issued_on, Card.id)):
             cards[card.person_id] = card  # later issue wins
     return cards
 
@@ -48,9 +60,9 @@ def payees(session: Session, person_ids: Iterable[int], day: date) -> dict[int, 
     """person id -> the Payee on `day` (a Beijing date), or the Chinese reason none can be paid."""
     ids = sorted(set(person_ids))
     proxies: dict[int, ProxyHolding] = {}
-    for chunk in _chunks(ids):
+    for where in _where_in(session, ProxyHolding.person_id, ids):
         for p in session.scalars(select(ProxyHolding).where(
-                ProxyHolding.person_id.in_(chunk), ProxyHolding.valid_from <= day,
+                where, ProxyHolding.valid_from <= day,
                 or_(ProxyHolding.valid_until.is_(None), ProxyHolding.valid_until >= day))
                 .order_by(ProxyHolding.valid_from, ProxyHolding.id)):
             proxies[p.person_id] = p  # the latest valid holding wins
@@ -61,8 +73,8 @@ def payees(session: Session, person_ids: Iterable[int], day: date) -> dict[int, 
                                             .where(Person.id_number_hash.in_(chunk))):
             holders[h] = (pid, name)
     names = {}
-    for chunk in _chunks(ids):
-        names.update(dict(session.execute(select(Person.id, Person.name).where(Person.id.in_(chunk))).all()))
+    for where in _where_in(session, Person.id, ids):
+        names.update(session.execute(select(Person.id, Person.name).where(where)).all())
     cards = _active_cards(session, ids + [pid for pid, _ in holders.values()])
     out: dict[int, Payee | str] = {}
     for pid in ids:
@@ -77,6 +89,6 @@ def payees(session: Session, person_ids: Iterable[int], day: date) -> dict[int, 
     return out
 
 
-def _payee(name: str, card: Card, proxy_id: int | None) -> Payee:
+def _payee(name: str, card: Row, proxy_id: int | None) -> Payee:
     return Payee(name=name, card_id=card.id, bank_code=card.bank_code, account_enc=card.bank_account_enc,
                  account_hash=card.bank_account_hash, account_masked=card.bank_account_masked, proxy_id=proxy_id)

@@ -46,18 +46,19 @@ class DifferenceKind(StrEnum):
 PAID, FAILED, WAITING = OrderStatus.PAID.value, OrderStatus.FAILED.value, OrderStatus.APPROVED.value
 K = DifferenceKind
 
-# Each order of the batch with what the bank and the treasury booked for it (out and back).
+# Each order of the batch with what the bank and the treasury booked for it (out and back): one pass over
+# the batch's money lines.
 _PER_ORDER = f"""
-    WITH b AS (SELECT order_id, SUM(CASE WHEN amount_fen > 0 THEN amount_fen ELSE 0 END) AS out_fen,
-                      SUM(CASE WHEN amount_fen < 0 THEN -amount_fen ELSE 0 END) AS back_fen
-               FROM payment_money_lines WHERE batch_id = :batch AND source = 'B' GROUP BY order_id),
-         t AS (SELECT order_id, SUM(CASE WHEN amount_fen > 0 THEN amount_fen ELSE 0 END) AS out_fen,
-                      SUM(CASE WHEN amount_fen < 0 THEN -amount_fen ELSE 0 END) AS back_fen
-               FROM payment_money_lines WHERE batch_id = :batch AND source = 'T' GROUP BY order_id),
+    WITH m AS (SELECT order_id,
+                      SUM(CASE WHEN source = 'B' AND amount_fen > 0 THEN amount_fen ELSE 0 END) AS b_out,
+                      SUM(CASE WHEN source = 'B' AND amount_fen < 0 THEN -amount_fen ELSE 0 END) AS b_back,
+                      SUM(CASE WHEN source = 'T' AND amount_fen > 0 THEN amount_fen ELSE 0 END) AS t_out,
+                      SUM(CASE WHEN source = 'T' AND amount_fen < 0 THEN -amount_fen ELSE 0 END) AS t_back
+               FROM payment_money_lines WHERE batch_id = :batch AND source IN ('B', 'T') GROUP BY order_id),
          o AS (SELECT o.id, o.end_to_end_id, o.amount_fen, o.status,
-                      COALESCE(b.out_fen, 0) AS b_out, COALESCE(b.back_fen, 0) AS b_back,
-                      COALESCE(t.out_fen, 0) AS t_out, COALESCE(t.back_fen, 0) AS t_back
-               FROM payment_orders o LEFT JOIN b ON b.order_id = o.id LEFT JOIN t ON t.order_id = o.id
+                      COALESCE(m.b_out, 0) AS b_out, COALESCE(m.b_back, 0) AS b_back,
+                      COALESCE(m.t_out, 0) AS t_out, COALESCE(m.t_back, 0) AS t_back
+               FROM payment_orders o LEFT JOIN m ON m.order_id = o.id
                WHERE o.batch_id = :batch AND o.status IN ('{PAID}', '{FAILED}', '{WAITING}')),
          k AS (SELECT o.*, CASE
                  WHEN status = '{WAITING}' THEN '{K.UNANSWERED}'
@@ -157,7 +158,8 @@ def reconcile_batch(session: Session, user: User | None, batch_id: int | str, no
                 == figures.bank_out_fen == figures.treasury_out_fen
                 and figures.failed_fen == figures.bank_back_fen == figures.treasury_back_fen)
     run = _record(session, user, figures, balanced, now, batch=batch)
-    session.execute(text(_BATCH_DIFFERENCES), {"batch": batch.id, "run": run.id})
+    if figures.differences:  # the same pass again, for the records that differ
+        session.execute(text(_BATCH_DIFFERENCES), {"batch": batch.id, "run": run.id})
     if balanced:
         session.execute(update(PaymentBatch).where(PaymentBatch.id == batch.id,
                                                    PaymentBatch.status == BatchStatus.ANSWERED.value)

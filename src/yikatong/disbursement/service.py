@@ -14,10 +14,11 @@ the pre-payment gate, within the item's budget; made by one user, approved by an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,11 +26,10 @@ from sqlalchemy.orm.exc import StaleDataError
 from yikatong.catalog.models import Bank, SubsidyItem, TreasuryAccount
 from yikatong.core import crypto
 from yikatong.core.clock import beijing_date
-from yikatong.core.db import bulk_insert, savepoint
+from yikatong.core.db import KEYS_FROM, bulk_insert, in_keys, naive_utc, savepoint, scratch_table
 from yikatong.core.errors import Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.masking import mask_name
 from yikatong.core.money import format_fen
-from yikatong.core.protect import reveal
 from yikatong.disbursement import budget
 from yikatong.disbursement.bank.records import BatchFile, PaymentRecord
 from yikatong.disbursement.models import (
@@ -131,7 +131,8 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
 
     held = select(PaymentOrder.application_id).where(PaymentOrder.status.in_(LIVE_ORDER_STATUSES),
                                                      PaymentOrder.item_code == item.code, PaymentOrder.period == label)
-    rows = session.execute(select(Application.id, Application.person_id).where(
+    rows = session.execute(select(Application.id, Application.person_id, Application.amount_fen,
+                                  Application.region_code).where(
         Application.item_code == item.code, Application.period == label,
         Application.status.in_((Status.APPROVED.value, Status.PAYABLE.value)),
         within(Application.region_code, user.region_code), Application.id.not_in(held)).order_by(Application.id)).all()
@@ -166,10 +167,7 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     payable -= set(checked.blocked_ids)
     if not payable:
         return result
-    apps = []
-    for chunk in _chunks(sorted(payable)):
-        apps.extend(session.execute(select(Application.id, Application.person_id, Application.amount_fen,
-                                           Application.region_code).where(Application.id.in_(chunk))).all())
+    apps = [r for r in rows if r.id in payable]  # in id order; amounts and regions as read above
     total = sum(a.amount_fen for a in apps)
     year = int(label[:4])
     refused = budget.refusal(session, item.code, year, total)
@@ -214,10 +212,12 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
 def last_failures(session: Session, application_ids: list[int]) -> dict[int, PaymentOrder]:
     """Each application's latest failed order, if it has one: a new order pays it again (retry_of)."""
     out: dict[int, PaymentOrder] = {}
-    for chunk in _chunks(sorted(application_ids)):
-        for order in session.scalars(select(PaymentOrder).where(
-                PaymentOrder.application_id.in_(chunk), PaymentOrder.status == OrderStatus.FAILED.value)
-                .order_by(PaymentOrder.id)):
+    ids = sorted(set(application_ids))
+    wheres = [in_keys(session, PaymentOrder.application_id, ids)] if len(ids) > KEYS_FROM else [
+        PaymentOrder.application_id.in_(chunk) for chunk in _chunks(ids)]
+    for where in wheres:
+        for order in session.scalars(select(PaymentOrder).where(where, PaymentOrder.status == OrderStatus.FAILED.value)
+                                     .order_by(PaymentOrder.id)):
             out[order.application_id] = order  # the latest wins
     return out
 
@@ -295,19 +295,30 @@ def _fix_orders(session: Session, batch: PaymentBatch, now: datetime) -> None:
     if wrong:
         why = [f"支付指令{i}：{p if isinstance(p, str) else '社会保障卡已改为其他银行'}" for i, p in wrong[:20]]
         raise Blocked(f"{len(wrong):,}笔支付指令的收款卡已变化，批次不能审批，请撤销后重新生成：" + "；".join(why))
-    values = []
-    for o in orders:
-        payee: Payee = found[o.person_id]  # type: ignore[assignment]
-        values.append(dict(oid=o.id, status=OrderStatus.APPROVED.value, payee_name=payee.name,
-                           by_proxy=payee.proxy_id is not None, proxy_id=payee.proxy_id, card_id=payee.card_id,
-                           account_enc=payee.account_enc, account_hash=payee.account_hash,
-                           account_masked=payee.account_masked, treasury_code=batch.treasury_code,
-                           end_to_end_id=end_to_end_id(batch.id, o.id), approved_at=now))
-    statement = (update(PaymentOrder.__table__).where(PaymentOrder.__table__.c.id == bindparam("oid"),
-                                                      PaymentOrder.__table__.c.status == OrderStatus.DRAFT.value)
-                 .values({k: bindparam(k) for k in values[0] if k != "oid"}) if values else None)
-    for chunk in _chunks(values, 5000):
-        session.connection().execute(statement, chunk)
+    # every order fixed by one conditional UPDATE from a scratch table (a million single-row UPDATEs
+    # would take minutes); an order no longer 草稿 matches nothing, as before
+    blob = "BYTEA" if session.get_bind().dialect.name == "postgresql" else "BLOB"
+    with scratch_table(session, "fixed_orders", f"oid BIGINT PRIMARY KEY, payee_name VARCHAR(40), by_proxy BOOLEAN, "
+                                                f"proxy_id BIGINT, card_id BIGINT, account_enc {blob}, "
+                                                "account_hash VARCHAR(32), account_masked VARCHAR(24), "
+                                                "e2e VARCHAR(35)") as fixed:
+        rows = []
+        for o in orders:
+            payee: Payee = found[o.person_id]  # type: ignore[assignment]
+            rows.append(dict(oid=o.id, payee_name=payee.name, by_proxy=payee.proxy_id is not None,
+                             proxy_id=payee.proxy_id, card_id=payee.card_id, account_enc=payee.account_enc,
+                             account_hash=payee.account_hash, account_masked=payee.account_masked,
+                             e2e=end_to_end_id(batch.id, o.id)))
+        bulk_insert(session, fixed, rows)
+        del rows
+        session.execute(text("""
+            UPDATE payment_orders SET status = :approved, payee_name = f.payee_name, by_proxy = f.by_proxy,
+              proxy_id = f.proxy_id, card_id = f.card_id, account_enc = f.account_enc, account_hash = f.account_hash,
+              account_masked = f.account_masked, treasury_code = :treasury, end_to_end_id = f.e2e,
+              approved_at = :now
+            FROM fixed_orders f WHERE payment_orders.id = f.oid AND payment_orders.status = :draft"""),
+            {"approved": OrderStatus.APPROVED.value, "draft": OrderStatus.DRAFT.value,
+             "treasury": batch.treasury_code, "now": naive_utc(now)})
 
 
 def cancel_batch(session: Session, user: User, batch_id: int | str, now: datetime, *, ip: str = "") -> PaymentBatch:
@@ -351,22 +362,74 @@ def order_counts(session: Session, batch: PaymentBatch) -> dict[str, int]:
 def batch_file(session: Session, batch: PaymentBatch, *, accounts: bool = True) -> BatchFile:
     """The approved batch as its bank sees it. Accounts are decrypted here and only here: the result goes
     straight into the bank's file (disbursement.bank). `accounts=False`: without them (empty), to check a
-    return or statement against the batch."""
+    return or statement against the batch; then the records are read from the database only when used,
+    and only the part used (a return answers one of the batch's files: one slice of a million records)."""
     if batch.status not in FROZEN_BATCH:
         raise Invalid("批次尚未审批，不能生成银行文件")
     item = session.get(SubsidyItem, batch.item_code)
     treasury = session.get(TreasuryAccount, batch.treasury_code)
     purpose = f"{period_words(batch.period)} {item.name}"[:140]
-    columns = (PaymentOrder.end_to_end_id, PaymentOrder.payee_name, PaymentOrder.amount_fen) + (
-        (PaymentOrder.account_enc,) if accounts else ())
-    records = [PaymentRecord(end_to_end_id=o.end_to_end_id, payee_name=o.payee_name,
-                             account=reveal(crypto.BANK_ACCOUNT, o.account_enc) if accounts else "",
-                             amount_fen=o.amount_fen, purpose=purpose)
-               for o in session.execute(select(*columns).where(
-                   PaymentOrder.batch_id == batch.id, PaymentOrder.status != OrderStatus.CANCELLED.value)
-                   .order_by(PaymentOrder.id))]
+    if accounts:
+        decrypt, field_name = crypto.cipher().decrypt, crypto.BANK_ACCOUNT
+        records: Sequence[PaymentRecord] = [
+            PaymentRecord(e2e, name, decrypt(field_name, enc), amount, purpose)
+            for e2e, name, amount, enc in session.execute(_records_query(batch.id, accounts=True))]
+    else:
+        records = _FrozenRecords(session, batch.id, purpose)
     return BatchFile(batch_number=batch.number, bank_code=batch.bank_code, created_at=batch.approved_at,
                      debtor_name=treasury.name, debtor_account=treasury.account_number, records=records)
+
+
+def _records_query(batch_id: int, *, accounts: bool):
+    columns = (PaymentOrder.end_to_end_id, PaymentOrder.payee_name, PaymentOrder.amount_fen) + (
+        (PaymentOrder.account_enc,) if accounts else ())
+    return select(*columns).where(PaymentOrder.batch_id == batch_id,
+                                  PaymentOrder.status != OrderStatus.CANCELLED.value).order_by(PaymentOrder.id)
+
+
+class _FrozenRecords(Sequence[PaymentRecord]):
+    """The records of an approved batch (its orders are frozen), without accounts, in batch order: a
+    slice is another such sequence, read from the database (LIMIT/OFFSET) when first iterated."""
+
+    def __init__(self, session: Session, batch_id: int, purpose: str, start: int = 0, stop: int | None = None):
+        self._session, self._batch_id, self._purpose, self._start = session, batch_id, purpose, start
+        if stop is None:
+            stop = session.scalar(select(func.count()).select_from(PaymentOrder).where(
+                PaymentOrder.batch_id == batch_id, PaymentOrder.status != OrderStatus.CANCELLED.value))
+        self._stop = stop
+        self._loaded: list[PaymentRecord] | None = None
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, key):  # type: ignore[override]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(len(self))
+            if step != 1:
+                return self._load()[key]
+            return _FrozenRecords(self._session, self._batch_id, self._purpose, self._start + start,
+                                  self._start + max(start, stop))
+        return self._load()[key]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def amounts(self) -> dict[str, int]:
+        """流水号 -> amount of these records, without making a record of each (bank.files.amounts_of)."""
+        if self._loaded is not None:
+            return {r.end_to_end_id: r.amount_fen for r in self._loaded}
+        query = select(PaymentOrder.end_to_end_id, PaymentOrder.amount_fen).where(
+            PaymentOrder.batch_id == self._batch_id, PaymentOrder.status != OrderStatus.CANCELLED.value
+        ).order_by(PaymentOrder.id).limit(len(self)).offset(self._start)
+        return dict(self._session.execute(query).all())
+
+    def _load(self) -> list[PaymentRecord]:
+        if self._loaded is None:
+            query = _records_query(self._batch_id, accounts=False).limit(len(self)).offset(self._start)
+            purpose = self._purpose
+            self._loaded = [PaymentRecord(e2e, name, "", amount, purpose)
+                            for e2e, name, amount in self._session.execute(query)]
+        return self._loaded
 
 
 def period_words(period: str) -> str:

@@ -13,6 +13,7 @@ Two ways to fill it:
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from yikatong.catalog.service import standard_book
+from yikatong.core.db import KEYS_FROM
 from yikatong.core.settings import get_settings
 from yikatong.interception.tables import PLATFORM_TABLES, RULE_TABLES
 from yikatong.sharing import lookup
@@ -375,14 +377,25 @@ def export_city(engine: Engine, shared: dict[str, list[SharedSnapshot]], *, thre
 def _rows_in(session: Session, sql: str, column: str, keys: Iterable[Any]) -> list[dict[str, Any]]:
     """Rows of `sql` (one table, no WHERE) whose `column` is one of `keys`: one IN (...) per chunk, on
     the column alone, so the planner can only take that column's index — with a second condition
-    (say on status) SQLite may prefer that condition's index and walk every live claim per chunk."""
+    (say on status) SQLite may prefer that condition's index and walk every live claim per chunk. Many
+    keys (a batch at the pre-payment gate: a million) go in one statement with one parameter (as
+    core.db.in_keys): a thousand statements would cost more than the rows."""
     keys = sorted({k for k in keys if k is not None})
     rows: list[dict[str, Any]] = []
+    if len(keys) > KEYS_FROM:
+        if session.get_bind().dialect.name == "postgresql":
+            result = session.execute(text(f"{sql} WHERE {column} = ANY(:keys)"), {"keys": keys})
+        else:
+            result = session.execute(text(f"{sql} WHERE {column} IN (SELECT value FROM json_each(:keys))"),
+                                     {"keys": json.dumps(keys)})
+        names = list(result.keys())
+        return [dict(zip(names, r, strict=True)) for r in result]
     for start in range(0, len(keys), CHUNK):
         part = keys[start:start + CHUNK]
         marks = ", ".join(f":k{i}" for i in range(len(part)))
         result = session.execute(text(f"{sql} WHERE {column} IN ({marks})"), {f"k{i}": k for i, k in enumerate(part)})
-        rows.extend(dict(r._mapping) for r in result)
+        names = list(result.keys())
+        rows.extend(dict(zip(names, r, strict=True)) for r in result)
     return rows
 
 
@@ -395,8 +408,13 @@ def _live_rows(session: Session, column: str, keys: Iterable[Any]) -> list[dict[
 def _arrow(name: str, rows: list[dict[str, Any]]) -> pa.Table:
     if not rows:
         return _empty_arrow(name)
-    return pa.Table.from_pylist([{k: (None if v is None else str(v) if not isinstance(v, int | bool) else v)
-                                  for k, v in row.items()} for row in rows])
+    columns = {}
+    for name in rows[0]:  # column by column: a focus of a million claims has millions of values
+        values = [row[name] for row in rows]
+        if not all(v is None or isinstance(v, int) for v in values):  # bool is an int
+            values = [None if v is None else v if isinstance(v, int) else str(v) for v in values]
+        columns[name] = values
+    return pa.table(columns)
 
 
 def focus_rows(session: Session, focus: Sequence[int]) -> dict[str, list[dict[str, Any]]]:

@@ -25,7 +25,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from yikatong.catalog.models import Department, SubsidyItem
 from yikatong.catalog.service import standard_book
 from yikatong.core.clock import beijing_date
-from yikatong.core.db import bulk_insert, savepoint, side_engine
+from yikatong.core.db import KEYS_FROM, bulk_insert, in_keys, savepoint, side_engine
 from yikatong.core.errors import RACED, Blocked, Conflict, Forbidden, Invalid, NotFound
 from yikatong.core.protect import search_hash
 from yikatong.interception import screening, tallies
@@ -195,10 +195,12 @@ def mark_payable(session: Session, application_ids: Sequence[int], actor: User |
     this move together."""
     ids = sorted(set(application_ids))
     out = Payable()
-    for start in range(0, len(ids), CHUNK):
+    many = len(ids) > KEYS_FROM  # a batch at the gate: one statement, not a thousand
+    for start in range(0, len(ids), len(ids) if many else CHUNK):
         chunk = ids[start:start + CHUNK]
         moved = session.execute(
-            update(Application).where(Application.id.in_(chunk), Application.status == Status.APPROVED.value,
+            update(Application).where(in_keys(session, Application.id, ids) if many else Application.id.in_(chunk),
+                                      Application.status == Status.APPROVED.value,
                                       Application.open_flags == 0)
             .values(status=Status.PAYABLE.value, stage_seq=Application.stage_seq + 1)
             .returning(Application.id).execution_options(synchronize_session=False)).scalars().all()
@@ -254,6 +256,8 @@ class PreparedClaims:
 def _in_chunks(session: Session, columns: Sequence[Any], key: Any, keys: list[Any], *where: Any) -> list[Any]:
     keys = list(dict.fromkeys(k for k in keys if k is not None))
     out: list[Any] = []
+    if len(keys) > KEYS_FROM:
+        return session.execute(select(*columns).where(in_keys(session, key, keys), *where)).all()
     for start in range(0, len(keys), CHUNK):
         out.extend(session.execute(select(*columns).where(key.in_(keys[start:start + CHUNK]), *where)).all())
     return out

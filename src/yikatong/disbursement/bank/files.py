@@ -106,7 +106,8 @@ def amounts_of(batch: BatchFile) -> dict[str, int]:
     cached = _amounts_of[0] if _amounts_of else None  # read once: another thread may replace it
     if cached is not None and cached[0]() is batch:
         return cached[1]
-    amounts = {r.end_to_end_id: r.amount_fen for r in batch.records}
+    quick = getattr(batch.records, "amounts", None)  # records read from the database know a quicker way
+    amounts = quick() if quick is not None else {r.end_to_end_id: r.amount_fen for r in batch.records}
     _amounts_of[:] = [(weakref.ref(batch), amounts)]
     return amounts
 
