@@ -48,6 +48,7 @@ from .test_loop import BANKS, bank_answers
 SEED = int(os.environ.get("YKT_CRASH_SEED", "20261205"))
 ROUNDS = int(os.environ.get("YKT_CRASH_ROUNDS", "6"))
 CRASHES_PER_STEP = 5
+AGAIN = 2  # kills of the same command run again after it finished
 PARENT_KILLS = 0.2  # share of the crashes done by the test itself after a random delay
 PAYEES = 8  # applications paid per round (besides two left out)
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -88,15 +89,21 @@ class Crasher:
     runs: int = 0
 
     def step(self, name: str, args: list[str], done) -> None:
-        """Run `args`, killing the first runs, then again until it exits by itself with `done()` true."""
+        """Run `args`, killing the first runs, then again until it exits by itself with `done()` true;
+        then the same command once more, killed up to AGAIN times, then clean (the operator who is not
+        sure it worked): it must change nothing (the round's checks)."""
+        self._until_done(name, args, done, CRASHES_PER_STEP)
+        self._until_done(name, args, done, AGAIN)
+
+    def _until_done(self, name: str, args: list[str], done, kills: int) -> None:
         killed = 0
-        for _ in range(CRASHES_PER_STEP + 5):
-            inject = killed < CRASHES_PER_STEP
+        for _ in range(kills + 5):
+            inject = killed < kills
             crash_at = kill_after = None
             if inject and name in self.durations and self.rng.random() < PARENT_KILLS:
                 kill_after = self.rng.uniform(0, self.durations[name])
             elif inject:
-                crash_at = self.rng.randint(1, self.lengths.get(name, 40))
+                crash_at = self.rng.randint(1, self.lengths.get(name, 20))
             result = self.driver.run(args, crash_at, kill_after)
             self.runs += 1
             if result["signal"]:
