@@ -39,6 +39,7 @@ from yikatong.disbursement.models import (
     Reconciliation,
 )
 from yikatong.notify.models import OutboxMessage, OutboxStatus
+from yikatong.notify.notifier import FileSink
 from yikatong.notify.service import Draft, enqueue
 from yikatong.registry.models import Person
 from yikatong.security.models import User
@@ -244,15 +245,7 @@ def queue_stand_in_arrivals(batch_id: int) -> None:
 
 def sink_deliveries(data_dir: Path) -> Counter:
     """Messages the sink holds, per dedupe key (a line cut short by a crash is no message)."""
-    path = data_dir / "outbox" / "messages.jsonl"
-    found: Counter = Counter()
-    if path.exists():
-        for line in path.read_bytes().splitlines():
-            try:
-                found[json.loads(line)["dedupe_key"]] += 1
-            except (ValueError, KeyError):
-                continue
-    return found
+    return Counter(FileSink(data_dir / "outbox" / "messages.jsonl").keys())
 
 
 def check_round(r: Round, batch_id: int) -> set[str]:
