@@ -13,9 +13,11 @@ Crash points, counted in the order the command reaches them:
 - inside every write to a bank file or to the message sink (half the bytes written, then death);
 - before and after every rename and every deletion of a file, and around each message handed to the sink.
 
-Request:  {"args": ["pay", "export", "FF..."], "crash_at": 17 | null, "kill_after": 0.3 | null, "log": path}
+Request:  {"args": ["pay", "export", "FF..."], "crash_at": 17 | null, "crash_on": "after a commit" | null,
+           "kill_after": 0.3 | null, "log": path}
           args ["dispatch"]: deliver the outbox to the FileSink of YKT_DATA_DIR, as `ykt worker` does
-Answer:   {"signal": 9 | 0, "code": exit code, "points": crash points passed (null if killed), "seconds": t}
+Answer:   {"signal": 9 | 0, "code": exit code, "points": crash points passed (null if killed),
+           "died": the kind of crash point it died at (null: not at one), "died_at": its number, "seconds": t}
 """
 
 from __future__ import annotations
@@ -28,27 +30,30 @@ import time
 
 _passed = 0
 _crash_at: int | None = None
+_crash_on: str | None = None  # or die at the first point of this kind
+_report_fd = -1
 
 
-def _die() -> None:
+def _die(where: str) -> None:
+    os.write(_report_fd, f"died:{_passed}:{where}".encode())  # for the test's tally and draws
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _point() -> None:
+def _point(where: str) -> None:
     global _passed
     _passed += 1
-    if _passed == _crash_at:
-        _die()
+    if _passed == _crash_at or where == _crash_on:
+        _die(where)
 
 
-def _torn(write, flush, data) -> None:
+def _torn(where: str, write, flush, data) -> None:
     """A write that may be the crash point: then half of it reaches the disk and the process dies."""
     global _passed
     _passed += 1
-    if _passed == _crash_at:
+    if _passed == _crash_at or where == _crash_on:
         write(data[: len(data) // 2])
         flush()
-        _die()
+        _die(where)
     write(data)
 
 
@@ -59,7 +64,7 @@ class _SinkHandle:
         self._handle = handle
 
     def write(self, data):
-        _torn(self._handle.write, self._handle.flush, data)
+        _torn("halfway through a message", self._handle.write, self._handle.flush, data)
         return len(data)
 
     def __getattr__(self, name):
@@ -83,28 +88,28 @@ def _install() -> None:
     from yikatong.disbursement.bank import files
     from yikatong.notify import notifier
 
-    event.listen(Engine, "before_cursor_execute", lambda *a, **k: _point())
-    event.listen(Session, "after_commit", lambda *a, **k: _point())
+    event.listen(Engine, "before_cursor_execute", lambda *a, **k: _point("before an SQL statement"))
+    event.listen(Session, "after_commit", lambda *a, **k: _point("after a commit"))
 
     def hashed_write(self, data: bytes) -> None:
         self._hash.update(data)
-        _torn(self._file.write, self._file.flush, data)
+        _torn("halfway through a bank file", self._file.write, self._file.flush, data)
 
     files.HashedFile.write = hashed_write
 
-    def around(fn):
+    def around(fn, what: str):
         def wrapper(*args, **kwargs):
-            _point()
+            _point(f"before {what}")
             result = fn(*args, **kwargs)
-            _point()
+            _point(f"after {what}")
             return result
         return wrapper
 
-    os.replace = around(os.replace)
-    pathlib.Path.unlink = around(pathlib.Path.unlink)
+    os.replace = around(os.replace, "a rename")
+    pathlib.Path.unlink = around(pathlib.Path.unlink, "a deletion")
     builtin_open = open
     notifier.open = lambda *a, **k: _SinkHandle(builtin_open(*a, **k))
-    notifier.FileSink.send = around(notifier.FileSink.send)
+    notifier.FileSink.send = around(notifier.FileSink.send, "handing a message to the sink")
 
 
 def _dispatch() -> int:
@@ -131,13 +136,14 @@ def _run(args: list[str]) -> int:
 
 
 def _child(request: dict, report_fd: int) -> None:
-    global _crash_at
+    global _crash_at, _crash_on, _report_fd
+    _report_fd = report_fd
     code = 70
     try:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        _crash_at = request.get("crash_at")
+        _crash_at, _crash_on = request.get("crash_at"), request.get("crash_on")
         _install()
         code = _run(request["args"])
     except BaseException:  # noqa: BLE001 - the parent reads the traceback in the log
@@ -192,7 +198,10 @@ def _serve() -> None:
             passed = r.read().decode()
         killed = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
         print(json.dumps({"signal": killed, "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-                          "points": int(passed) if passed and not killed else None, "seconds": seconds}), flush=True)
+                          "points": int(passed) if passed.isdigit() else None,
+                          "died": passed.split(":", 2)[2] if passed.startswith("died:") else None,
+                          "died_at": int(passed.split(":", 2)[1]) if passed.startswith("died:") else None,
+                          "seconds": seconds}), flush=True)
 
 
 if __name__ == "__main__":

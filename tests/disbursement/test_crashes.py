@@ -49,8 +49,8 @@ from .test_loop import BANKS, bank_answers
 
 SEED = int(os.environ.get("YKT_CRASH_SEED", "20261205"))
 ROUNDS = int(os.environ.get("YKT_CRASH_ROUNDS", "6"))
-CRASHES_PER_STEP = 5
-AGAIN = 2  # kills of the same command run again after it finished
+CRASHES_PER_STEP = 3  # at random points, besides the aimed ones
+AGAIN = 1  # kills of the same command run again after it finished
 PARENT_KILLS = 0.2  # share of the crashes done by the test itself after a random delay
 PAYEES = 8  # applications paid per round (besides two left out)
 DRIVER = Path(__file__).with_name("crash_driver.py")
@@ -68,10 +68,12 @@ class Driver:
         ready = self.process.stdout.readline()
         assert json.loads(ready or "{}").get("ready"), "the crash driver did not start"
 
-    def run(self, args: list[str], crash_at: int | None = None, kill_after: float | None = None) -> dict:
-        request = {"args": args, "crash_at": crash_at, "kill_after": kill_after, "log": str(self.log)}
+    def run(self, args: list[str], crash_at: int | None = None, kill_after: float | None = None,
+            crash_on: str | None = None) -> dict:
+        request = {"args": args, "crash_at": crash_at, "crash_on": crash_on, "kill_after": kill_after,
+                   "log": str(self.log)}
         with self.log.open("a") as f:
-            f.write(f"\n$ ykt {' '.join(args)}  crash_at={crash_at} kill_after={kill_after}\n")
+            f.write(f"\n$ ykt {' '.join(args)}  crash_at={crash_at} crash_on={crash_on} kill_after={kill_after}\n")
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return json.loads(self.process.stdout.readline())
@@ -88,36 +90,51 @@ class Crasher:
     lengths: dict[str, int] = field(default_factory=dict)  # crash points of a whole run, per step
     durations: dict[str, float] = field(default_factory=dict)
     crashes: Counter = field(default_factory=Counter)
+    where: Counter = field(default_factory=Counter)  # the kind of crash point each run died at
     by_parent: int = 0
+    aim_first: bool = True
     runs: int = 0
 
-    def step(self, name: str, args: list[str], done) -> None:
-        """Run `args`, killing the first runs, then again until it exits by itself with `done()` true;
-        then the same command once more, killed up to AGAIN times, then clean (the operator who is not
-        sure it worked): it must change nothing (the round's checks)."""
-        self._until_done(name, args, done, CRASHES_PER_STEP)
+    def step(self, name: str, args: list[str], done, aim: tuple[str, ...] = ()) -> None:
+        """Run `args` killed at random points and at the first point of each kind in `aim` and "after a
+        commit" (the dangerous boundaries; aimed first in even rounds, after the random kills in odd
+        ones, as a step passes its commit only once), then again until it exits by itself with `done()`
+        true; then the same command once more, killed up to AGAIN times, then clean (the operator who is
+        not sure it worked): it must change nothing (the round's checks)."""
+        aimed = [*aim, "after a commit"]
+        self._until_done(name, args, done, CRASHES_PER_STEP, aimed if self.aim_first else [], aimed)
         self._until_done(name, args, done, AGAIN)
 
-    def _until_done(self, name: str, args: list[str], done, kills: int) -> None:
+    def _until_done(self, name: str, args: list[str], done, kills: int, first: list[str] = (),
+                    last: list[str] = ()) -> None:
         killed = 0
-        for _ in range(kills + 5):
-            inject = killed < kills
-            crash_at = kill_after = None
-            if inject and name in self.durations and self.rng.random() < PARENT_KILLS:
-                kill_after = self.rng.uniform(0, self.durations[name])
-            elif inject:
-                crash_at = self.rng.randint(1, self.lengths.get(name, 20))
-            result = self.driver.run(args, crash_at, kill_after)
+        first, last = list(first), [] if first else list(last)
+        for _ in range(len(first) + len(last) + kills + 5):
+            was_done = done()
+            key = f"{name} again" if was_done else name  # a rerun after the work was done is shorter
+            crash_at = kill_after = crash_on = None
+            if first:
+                crash_on = first.pop(0)
+            elif killed < kills and key in self.durations and self.rng.random() < PARENT_KILLS:
+                kill_after = self.rng.uniform(0, self.durations[key])
+            elif killed < kills:
+                crash_at = self.rng.randint(1, self.lengths.get(key, 10))
+            elif last:
+                crash_on = last.pop(0)
+            result = self.driver.run(args, crash_at, kill_after, crash_on)
             self.runs += 1
             if result["signal"]:
                 assert result["signal"] == 9, result
-                killed += 1
+                killed += crash_on is None
                 self.crashes[name] += 1
                 self.by_parent += kill_after is not None
+                self.where[result["died"] or "killed by the test after a delay"] += 1
+                if crash_on is not None:  # it got that far: the step is at least this long
+                    self.lengths[key] = max(self.lengths.get(key, 0), result["died_at"])
                 continue
             assert result["code"] in (0, 1), f"{name}: {result}\n{self.tail()}"
-            self.lengths[name] = max(self.lengths.get(name, 0), result["points"] or 0)
-            self.durations[name] = max(self.durations.get(name, 0.0), result["seconds"])
+            self.lengths[key] = max(self.lengths.get(key, 0), result["points"] or 0)
+            self.durations[key] = max(self.durations.get(key, 0.0), result["seconds"])
             if done():
                 return
         raise AssertionError(f"`ykt {' '.join(args)}` never finished its work\n{self.tail()}")
@@ -192,7 +209,8 @@ def run_round(crasher: Crasher, r: Round, n: int, answers: Path, checker: str) -
     crasher.step("approve", ["pay", "batch", "approve", number, "--user", checker],
                  lambda: the_batch(item).status != BatchStatus.DRAFT.value)
     crasher.step("export", ["pay", "export", number, "--user", "city_finance"],
-                 lambda: the_batch(item).status == BatchStatus.SENT.value)
+                 lambda: the_batch(item).status == BatchStatus.SENT.value,
+                 aim=("halfway through a bank file", "before a rename", "after a rename"))
     from yikatong.disbursement.exchange import bank_dir
 
     with new_session() as s:
@@ -206,13 +224,14 @@ def run_round(crasher: Crasher, r: Round, n: int, answers: Path, checker: str) -
     ret, stm, tsy = bank_answers(path, answers / f"r{n}", fail=r.fail)
 
     crasher.step("return", ["pay", "return", number, str(ret)],
-                 lambda: file_count(batch_id, FileKind.RETURN) > 0)
+                 lambda: file_count(batch_id, FileKind.RETURN) > 0, aim=("before a deletion", "after a deletion"))
     if not REAL_ARRIVALS:
         queue_stand_in_arrivals(batch_id)
     keys = arrival_keys(batch_id)
     crasher.step("dispatch", ["dispatch"], lambda: scalar(
         select(func.count()).select_from(OutboxMessage).where(
-            OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == OutboxStatus.PENDING.value)) == 0)
+            OutboxMessage.dedupe_key.in_(keys), OutboxMessage.status == OutboxStatus.PENDING.value)) == 0,
+                 aim=("halfway through a message", "after handing a message to the sink"))
     crasher.step("statement", ["pay", "statement", number, str(stm)],
                  lambda: file_count(batch_id, FileKind.STATEMENT) > 0)
     from yikatong.disbursement.bank.files import file_sha256
@@ -302,6 +321,7 @@ def test_killed_anywhere_and_run_again_pays_once_texts_once_drops_nothing(driver
     mine: set[str] = set()  # the keys any order of these rounds could have
     for n in range(ROUNDS):
         r = new_round(n, rng)
+        crasher.aim_first = n % 2 == 0
         batch_id = run_round(crasher, r, n, tmp_path / "answers", checker)
         expected_sms |= check_round(r, batch_id)
         mine |= set(arrival_keys(batch_id))
@@ -317,5 +337,9 @@ def test_killed_anywhere_and_run_again_pays_once_texts_once_drops_nothing(driver
     assert set(arrivals) == expected_sms and set(arrivals.values()) == {1}, arrivals
     print(f"\n{crasher.total} crashes ({crasher.by_parent} by the test's SIGKILL after a delay) in "
           f"{crasher.runs} runs over {ROUNDS} rounds: {dict(crasher.crashes)}; points per step "
-          f"{crasher.lengths}; arrival SMS {len(arrivals)}")
+          f"{crasher.lengths}; arrival SMS {len(arrivals)}; died {dict(crasher.where)}")
+    # the crashes reached every kind of point: inside transactions, between a commit and what follows,
+    # halfway through a bank file and a message, around renames and deletions
+    assert {"before an SQL statement", "after a commit", "halfway through a bank file", "before a rename",
+            "before a deletion", "halfway through a message"} <= set(crasher.where) or ROUNDS < 6
     assert crasher.total >= 200 or ROUNDS < 6
