@@ -5,10 +5,13 @@ would, until they finish. After every round of the loop: nobody is paid twice, n
 a person twice, and no application is dropped.
 
 Each round is one batch for a fresh item: build, approve, export, the bank's answers (not crashed),
-return, SMS dispatch, statement, treasury detail, reconciliation. For each step up to CRASHES_PER_STEP
-runs are killed — most at the N-th crash point (tests/disbursement/crash_driver.py; N drawn from a seeded
-generator over the step's measured length), some by the test after a random delay — then the step runs
-clean. YKT_CRASH_SEED and YKT_CRASH_ROUNDS change the draw and the length."""
+return, SMS dispatch (the outbox worker's Dispatcher into a FileSink), statement, treasury detail,
+reconciliation. Each step is killed at its dangerous boundaries (after its commit; halfway through a
+bank file and around its rename; around the deletion of the answered file; halfway through a message
+and after handing it to the sink), at CRASHES_PER_STEP random points (the N-th crash point of
+tests/disbursement/crash_driver.py, N drawn from a seeded generator over the step's measured length;
+some by the test's own SIGKILL after a random delay), then run until it finishes, then run once more
+and killed again. YKT_CRASH_SEED and YKT_CRASH_ROUNDS change the draw and the length."""
 
 from __future__ import annotations
 
