@@ -349,3 +349,16 @@ def test_a_county_finance_bureau_pays_the_county_funded_items_of_its_county(city
         files = exchange.export_batch(s, s.scalar(select(User).where(User.username == "county_finance")), batch_id,
                                       NOW)
         assert files and files[0].records == 2
+
+
+def test_a_batch_file_left_behind_by_a_crash_after_the_commit_is_swept(city, tmp_path):
+    paying = Paying(item=new_item(), bank="PSBC")
+    batch_id, _ = paid_batch(paying, 2)
+    [path] = export(batch_id)
+    ret, _, _ = bank_answers(path, tmp_path / "a", fail=set())
+    kept = path.read_bytes()
+    take_return(batch_id, ret)
+    path.write_bytes(kept)  # as if the process stopped between the commit and the deletion
+    with transaction() as s, pytest.raises(Conflict):
+        exchange.import_return(s, finance(s), batch_id, ret, NOW)  # anything of the batch sweeps first
+    assert not path.exists()

@@ -14,6 +14,7 @@ from yikatong.core.db import create_database, drop_database, make_engine
 from yikatong.core.migrate import upgrade
 from yikatong.core.settings import reset_settings
 from yikatong.disbursement.models import BatchStatus, OrderStatus, PaymentBatch, PaymentOrder, Reconciliation
+from yikatong.notify.models import OutboxMessage
 from yikatong.synth.city import build_city
 from yikatong.synth.payments import run_demo_payments
 
@@ -67,3 +68,7 @@ def test_the_demo_pays_two_periods_per_bank_with_failures_and_a_repayment(paid_c
             PaymentOrder.status == OrderStatus.PAID.value)) == report.paid
         runs = s.scalars(select(Reconciliation)).all()
         assert all(r.balanced for r in runs) and any(r.day is not None for r in runs)
+        # the arrival SMS of the paid orders wait in the outbox, one per order
+        sms = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "arrival")).all()
+        assert len(sms) == report.sms > 0
+        assert len({m.dedupe_key for m in sms}) == len(sms) and all("社会保障卡" in m.body for m in sms)

@@ -115,6 +115,7 @@ def export_batch(session: Session, user: User | None, batch_id: int | str, now: 
     if batch.status not in (BatchStatus.APPROVED.value, BatchStatus.SENT.value):
         raise Invalid(f"批次{batch.number}状态为“{batch.status}”，不能生成代发文件"
                       + ("（须先审批）" if batch.status == BatchStatus.DRAFT.value else ""))
+    sweep_removed(session, batch)
     old = {f.file_no: f for f in files_of(session, batch) if f.kind == FileKind.BATCH.value}
     if any(f.state == FileState.REMOVED.value for f in old.values()):
         raise Invalid(f"批次{batch.number}已有回盘导入，代发文件已删除，不能再生成")
@@ -228,6 +229,7 @@ def import_return(session: Session, user: User | None, batch_id: int | str, path
     name = name or path.name
     if batch.status not in (BatchStatus.SENT.value, BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value):
         raise Invalid(f"批次{batch.number}状态为“{batch.status}”，尚未生成代发文件，不能导入回盘")
+    sweep_removed(session, batch)  # before any change of ours: only what earlier commits removed
     sha = _hash_of(path, sha256)
     _taken(session, FileKind.RETURN, sha)
     connector = connector_for(batch.bank_code)
