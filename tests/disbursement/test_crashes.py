@@ -43,11 +43,10 @@ from yikatong.disbursement.models import (
 )
 from yikatong.notify.models import OutboxMessage, OutboxStatus
 from yikatong.notify.notifier import FileSink
-from yikatong.notify.service import Draft, enqueue
 from yikatong.registry.models import Person
 from yikatong.security.models import User
 
-from .conftest import NOW, Paying, approved, colleague, flag, new_item, new_person, set_budget
+from .conftest import Paying, approved, colleague, flag, new_item, new_person, set_budget
 from .test_loop import BANKS, bank_answers
 
 SEED = int(os.environ.get("YKT_CRASH_SEED", "20261205"))
@@ -57,8 +56,6 @@ AGAIN = 1  # kills of the same command run again after it finished
 PARENT_KILLS = 0.2  # share of the crashes done by the test itself after a random delay
 PAYEES = 8  # applications paid per round (besides two left out)
 DRIVER = Path(__file__).with_name("crash_driver.py")
-ARRIVAL_PREFIX = "arrival:"
-REAL_ARRIVALS = hasattr(arrival, "arrival_key")  # the return import queues the arrival SMS itself
 
 
 class Driver:
@@ -228,8 +225,6 @@ def run_round(crasher: Crasher, r: Round, n: int, answers: Path, checker: str) -
 
     crasher.step("return", ["pay", "return", number, str(ret)],
                  lambda: file_count(batch_id, FileKind.RETURN) > 0, aim=("before a deletion", "after a deletion"))
-    if not REAL_ARRIVALS:
-        queue_stand_in_arrivals(batch_id)
     keys = arrival_keys(batch_id)
     crasher.step("dispatch", ["dispatch"], lambda: scalar(
         select(func.count()).select_from(OutboxMessage).where(
@@ -249,20 +244,8 @@ def run_round(crasher: Crasher, r: Round, n: int, answers: Path, checker: str) -
 def arrival_keys(batch_id: int) -> list[str]:
     """The arrival SMS keys every order of the batch would have (paid or not)."""
     with new_session() as s:
-        return [f"{ARRIVAL_PREFIX}{i}" for i in s.scalars(select(PaymentOrder.id).where(
+        return [arrival.arrival_key(i) for i in s.scalars(select(PaymentOrder.id).where(
             PaymentOrder.batch_id == batch_id))]
-
-
-def queue_stand_in_arrivals(batch_id: int) -> None:
-    """While the return import queues no arrival SMS yet (disbursement.arrival is a placeholder), the
-    outbox rows it will write — one per paid order, keyed arrival:<order id> — are written here through
-    the outbox's own API, so the dispatch step still sends real messages under fire."""
-    with transaction() as s:
-        paid = s.scalars(select(PaymentOrder).where(PaymentOrder.batch_id == batch_id,
-                                                    PaymentOrder.status == OrderStatus.PAID.value)).all()
-        enqueue(s, [Draft(f"{ARRIVAL_PREFIX}{o.id}", "arrival", None, "sms", "补贴到账通知",
-                          f"您的补贴{o.amount_fen / 100:.2f}元已发放到尾号{o.account_masked[-4:]}的社会保障卡。")
-                    for o in paid], NOW)
 
 
 def sink_deliveries(data_dir: Path) -> Counter:
@@ -313,7 +296,7 @@ def check_round(r: Round, batch_id: int) -> set[str]:
 
         left = list((bank_dir() / batch.number).iterdir())
         assert left == [], left
-        return {f"{ARRIVAL_PREFIX}{o.id}" for o in paid}
+        return {arrival.arrival_key(o.id) for o in paid}
 
 
 def test_killed_anywhere_and_run_again_pays_once_texts_once_drops_nothing(driver, tmp_path):

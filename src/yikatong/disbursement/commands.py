@@ -318,13 +318,6 @@ def register(app: typer.Typer) -> None:
 
         out = _console()
         for path in files:
-            with _refusals(), transaction() as session:
-                # a run killed between its commit and the deletion left answered files behind: the rerun
-                # (refused as 重复导入) must still take them out of the restricted folder
-                actor = _user(session, user, required=False)
-                swept = exchange.sweep_removed(session, exchange.exchange_batch(session, actor, batch))
-            if swept:
-                out.print(f"已删除{swept}个已回盘的代发文件")
             with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
                 actor = _user(session, user, required=False)
                 result = exchange.import_return(session, actor, batch, path, system_clock.now(),
