@@ -130,10 +130,17 @@ class FileSink:
             raise NotifyError(f"写入消息文件失败：{e}") from e
 
     def keys(self) -> list[str]:
-        """Every dedupe key in the file, in order (tests and operators)."""
+        """Every dedupe key in the file, in order (tests and operators). A line cut short by a crash
+        (perhaps inside a character) is not a message, as for send()."""
         if not self.path.exists():
             return []
-        return [json.loads(line)["dedupe_key"] for line in self.path.read_text("utf-8").splitlines() if line.strip()]
+        keys = []
+        for line in self.path.read_bytes().splitlines():
+            try:
+                keys.append(json.loads(line)["dedupe_key"])
+            except (ValueError, KeyError):
+                continue
+        return keys
 
 
 def _post(client: httpx.Client, url: str, body: dict[str, Any], key: str, what: str) -> dict[str, Any]:
