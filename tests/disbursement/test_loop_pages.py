@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import time
 import uuid
 from datetime import date, datetime
 from pathlib import Path
@@ -342,3 +344,21 @@ def test_the_api_runs_the_loop_with_job_ids(web, bank_dir, tmp_path):
     day = web.get("/api/v1/reconciliations/days/2026-12-04", headers=finance).json()
     assert day["day"] == "2026-12-04" and day["id"] == job["result"]["run_id"]
     assert web.get("/api/v1/reconciliations/days/2001-01-01", headers=finance).status_code == 404
+
+
+def test_an_upload_whose_job_was_cancelled_is_swept(web, bank_dir, tmp_path):
+    paying = Paying(item=new_item(), bank="PSBC")
+    batch_id, _ = paid_batch(paying, 1)
+    finance = login(web, "city_finance")
+    _, path = exported(web, finance, batch_id, bank_dir)
+    ret, stm, _ = bank_answers(path, tmp_path / "answers", fail=set())
+    first = web.post(f"/api/v1/batches/{batch_id}/returns", headers=finance,
+                     files={"file": (ret.name, ret.read_bytes())}).json()
+    [kept] = list((bank_dir / "uploads").iterdir())
+    assert web.post(f"/api/v1/jobs/{first['job_id']}/cancel", headers=finance).json()["status"] == "已取消"
+    os.utime(kept, (time.time() - 120, time.time() - 120))  # older than a job's start takes
+    second = web.post(f"/api/v1/batches/{batch_id}/statements", headers=finance,
+                      files={"file": (stm.name, stm.read_bytes())})
+    assert second.status_code == 202
+    [left] = list((bank_dir / "uploads").iterdir())
+    assert left != kept and left.read_bytes() == stm.read_bytes()  # the cancelled one's file is gone

@@ -96,7 +96,7 @@ def api_export(request: Request, batch_id: RowId, db: Session = DbSession, clock
 def api_return(request: Request, batch_id: RowId, file: UploadFile = UPLOAD, db: Session = DbSession,
                clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> JobStartedOut:
     """The bank's return (回盘文件) for one of the batch's files, taken in whole or not at all by a job."""
-    return _started(loop.start_upload(db, user, RETURN, file.file.read(loop.MAX_UPLOAD_BYTES + 1), file.filename,
+    return _started(loop.start_upload(db, user, RETURN, file.file, file.filename,
                                       clock.now(), batch_id=batch_id, ip=client_ip(request)))
 
 
@@ -104,7 +104,7 @@ def api_return(request: Request, batch_id: RowId, file: UploadFile = UPLOAD, db:
 def api_statement(request: Request, batch_id: RowId, file: UploadFile = UPLOAD, db: Session = DbSession,
                   clock: Clock = Depends(get_clock), user: User = Depends(current_user)) -> JobStartedOut:
     """The bank's statement (银行对账单) of the paying account for the batch, booked by a job."""
-    return _started(loop.start_upload(db, user, STATEMENT, file.file.read(loop.MAX_UPLOAD_BYTES + 1),
+    return _started(loop.start_upload(db, user, STATEMENT, file.file,
                                       file.filename, clock.now(), batch_id=batch_id, ip=client_ip(request)))
 
 
@@ -113,7 +113,7 @@ def api_treasury(request: Request, file: UploadFile = UPLOAD, db: Session = DbSe
                  clock: Clock = Depends(get_clock),
                  user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> JobStartedOut:
     """The treasury's payment detail (国库支付明细), booked by a job."""
-    return _started(loop.start_upload(db, user, TREASURY, file.file.read(loop.MAX_UPLOAD_BYTES + 1), file.filename,
+    return _started(loop.start_upload(db, user, TREASURY, file.file, file.filename,
                                       clock.now(), ip=client_ip(request)))
 
 

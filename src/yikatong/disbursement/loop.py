@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,12 +27,13 @@ from yikatong.disbursement.jobs import EXPORT, RECONCILE, RETURN, STATEMENT, TRE
 from yikatong.disbursement.models import BatchStatus, Difference, FileKind, PaymentBatch, Reconciliation
 from yikatong.disbursement.service import get_batch, list_batches
 from yikatong.jobs import service as jobs
-from yikatong.jobs.models import Job
+from yikatong.jobs.models import Job, JobStatus
 from yikatong.registry.service import region_names
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm, require_perm
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # a return of a million records is about 150 MB as ISO 20022
+CHUNK = 1024 * 1024
 UPLOAD_KINDS = {RETURN: FileKind.RETURN, STATEMENT: FileKind.STATEMENT, TREASURY: FileKind.TREASURY}
 _UPLOAD_NAME = re.compile(r"[0-9a-f]{32}")
 
@@ -44,14 +47,37 @@ def uploads_dir() -> Path:
     return folder
 
 
-def save_upload(data: bytes) -> str:
-    """Keep an uploaded bank file where only the platform's own user may read it (mode 0600: a return
-    carries account numbers) under a random name; returns that name for the job."""
-    name = secrets.token_hex(16)
-    fd = os.open(uploads_dir() / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    return name
+def save_upload(stream: BinaryIO) -> tuple[str, int]:
+    """Copy an uploaded bank file, a chunk at a time, to where only the platform's own user may read it
+    (mode 0600: a return carries account numbers) under a random name: (that name for the job, its size).
+    Refused (and nothing kept) past MAX_UPLOAD_BYTES."""
+    name, size = secrets.token_hex(16), 0
+    path = uploads_dir() / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise Invalid(f"上传的文件超过 {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
+                f.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return name, size
+
+
+def sweep_uploads(session: Session) -> int:
+    """Delete uploads no waiting or running job will take (a job cancelled while queued never ran to delete
+    its file). A file younger than a minute is left alone: its job may not be committed yet."""
+    live = {jobs.params_of(j).get("upload") for j in session.scalars(select(Job).where(
+        Job.kind.in_(list(UPLOAD_KINDS)), Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])))}
+    removed = 0
+    for path in uploads_dir().iterdir():
+        if path.name not in live and time.time() - path.stat().st_mtime > 60:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def upload_path(name: str) -> Path:
@@ -84,7 +110,7 @@ def start_export(session: Session, user: User, batch_id: int, now: datetime, *, 
     return _start(session, EXPORT, {"batch_id": batch.id, "ip": ip}, user, now, f"生成代发文件：{batch.number}")
 
 
-def start_upload(session: Session, user: User, kind: str, data: bytes, filename: str | None, now: datetime, *,
+def start_upload(session: Session, user: User, kind: str, stream: BinaryIO, filename: str | None, now: datetime, *,
                  batch_id: int | None = None, ip: str = "", back: str = "") -> Job:
     """Take an uploaded return (回盘文件), statement (银行对账单) or treasury detail (国库支付明细): the
     duty is checked first, then the file is kept in the restricted folder and a job takes it in."""
@@ -103,11 +129,11 @@ def start_upload(session: Session, user: User, kind: str, data: bytes, filename:
             raise Invalid(f"批次{batch.number}状态为“{batch.status}”，尚未生成代发文件，不能导入{what}")
         params = {"batch_id": batch.id}
         title = f"导入{what}：{batch.number}（{shown_name(filename)}）"
-    if not data:
+    sweep_uploads(session)
+    stored, size = save_upload(stream)
+    if not size:
+        upload_path(stored).unlink(missing_ok=True)
         raise Invalid(f"上传的{what}是空文件")
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise Invalid(f"上传的{what}超过 {MAX_UPLOAD_BYTES // 1024 // 1024} MB")
-    stored = save_upload(data)
     try:
         return _start(session, kind, {**params, "upload": stored, "filename": shown_name(filename), "ip": ip,
                                       "back": back}, user, now, title)

@@ -82,7 +82,7 @@ def treasury_upload(request: Request, file: UploadFile = File(...), db: Session 
                     user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> Response:
     """国库支付明细: kept in the restricted folder and booked by a job."""
     try:
-        job = loop.start_upload(db, user, TREASURY, file.file.read(loop.MAX_UPLOAD_BYTES + 1), file.filename,
+        job = loop.start_upload(db, user, TREASURY, file.file, file.filename,
                                 clock.now(), ip=client_ip(request))
     except DomainError as e:
         db.rollback()
@@ -163,7 +163,7 @@ def bank_upload(request: Request, batch_id: RowId, kind: str = Form(..., max_len
                 file: UploadFile = File(...), db: Session = DbSession, clock: Clock = Depends(get_clock),
                 user: User = Depends(require(Perm.BANK_EXCHANGE))) -> Response:
     try:
-        job = loop.start_upload(db, user, kind, file.file.read(loop.MAX_UPLOAD_BYTES + 1), file.filename,
+        job = loop.start_upload(db, user, kind, file.file, file.filename,
                                 clock.now(), batch_id=batch_id, ip=client_ip(request), back="/bank")
     except DomainError as e:
         db.rollback()

@@ -168,7 +168,7 @@ def batch_upload(request: Request, batch_id: RowId, kind: str = Form(..., max_le
                  user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> Response:
     """A return or statement for the batch: kept in the restricted folder and taken in by a job."""
     try:
-        job = loop.start_upload(db, user, kind, file.file.read(loop.MAX_UPLOAD_BYTES + 1), file.filename,
+        job = loop.start_upload(db, user, kind, file.file, file.filename,
                                 clock.now(), batch_id=batch_id, ip=client_ip(request))
     except DomainError as e:
         db.rollback()
