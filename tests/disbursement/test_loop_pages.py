@@ -213,6 +213,8 @@ def test_the_bank_sees_only_its_own_batches_and_answers_them(web, bank_dir, tmp_
 
     home = web.get("/", headers=own).text
     assert 'href="/bank"' in home and "支付环节上线后" not in home
+    box = web.get("/bank/home-box", headers=own).text
+    assert number in box and "2笔" in box and number not in web.get("/bank/home-box", headers=other).text
     page = web.get("/bank", headers=own).text
     assert number in page and row.name in page and f"/payment-files/{row.id}/download" in page
     for order in orders_of(batch_id):  # names, IDs and accounts stay off the bank's page

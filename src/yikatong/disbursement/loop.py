@@ -182,6 +182,15 @@ def bank_view(session: Session, user: User) -> list[tuple[PaymentBatch, list]]:
     return [(b, exchange.files_of(session, b)) for b in exchange.bank_batches(session, user)]
 
 
+def bank_waiting(session: Session, user: User) -> dict[str, list[PaymentBatch]]:
+    """The bank's batches by what they wait for: its download (approved or sent) or nothing (answered)."""
+    waiting: dict[str, list[PaymentBatch]] = {"待下载或回盘": [], "已回盘": []}
+    for batch in exchange.bank_batches(session, user, limit=50):
+        answered = batch.status in (BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value)
+        waiting["已回盘" if answered else "待下载或回盘"].append(batch)
+    return waiting
+
+
 @dataclass(frozen=True)
 class RunView:
     run: Reconciliation

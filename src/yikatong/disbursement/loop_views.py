@@ -158,6 +158,14 @@ def bank_page(request: Request, db: Session = DbSession,
     return _bank_page(request, db, user)
 
 
+@pages.get("/bank/home-box", response_class=HTMLResponse)
+def bank_home_box(request: Request, db: Session = DbSession,
+                  user: User = Depends(require(Perm.BANK_EXCHANGE))) -> Response:
+    """htmx fragment for the bank's home page: its batches waiting for a file or an answer."""
+    return templates.TemplateResponse(request, "disbursement/_bank_home_box.html", {
+        "user": user, "waiting": loop.bank_waiting(db, user)})
+
+
 @pages.post("/bank/batches/{batch_id}/upload", response_class=HTMLResponse)
 def bank_upload(request: Request, batch_id: RowId, kind: str = Form(..., max_length=20),
                 file: UploadFile = File(...), db: Session = DbSession, clock: Clock = Depends(get_clock),
