@@ -36,6 +36,7 @@ MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # a return of a million records is about 1
 CHUNK = 1024 * 1024
 UPLOAD_KINDS = {RETURN: FileKind.RETURN, STATEMENT: FileKind.STATEMENT, TREASURY: FileKind.TREASURY}
 _UPLOAD_NAME = re.compile(r"[0-9a-f]{32}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # ---------------------------------------------------------------- uploads in the restricted folder
@@ -89,15 +90,15 @@ def upload_path(name: str) -> Path:
 
 def shown_name(filename: str | None) -> str:
     """The uploaded file's own name as the records show it: its last part, at most 200 characters."""
-    name = re.split(r"[\\/]", filename or "")[-1].strip()
-    return (name or "upload")[-200:]
+    name = _CONTROL.sub("", re.split(r"[\\/]", filename or "")[-1]).strip()
+    return (name or "upload")[-120:]
 
 
 # ---------------------------------------------------------------- starting the jobs
 
 
 def _start(session: Session, kind: str, params: dict, user: User, now: datetime, title: str) -> Job:
-    return jobs.start(session, kind, params, user, now, title=title)
+    return jobs.start(session, kind, params, user, now, title=title[:200])
 
 
 def start_export(session: Session, user: User, batch_id: int, now: datetime, *, ip: str = "") -> Job:
