@@ -179,6 +179,7 @@ def test_a_malformed_return_shows_its_reasons_and_changes_nothing(web, bank_dir,
     html = web.get(f"/jobs/{job['id']}", headers=finance).text
     reasons = re.search(r'<ul data-testid="job-error-reasons">(.*?)</ul>', html, re.S)
     assert reasons and "金额" in reasons.group(1)  # row by row, in Chinese
+    assert f'href="/batches/{batch_id}" data-testid="job-back"' in html  # back to the batch
     assert {o.status for o in orders_of(batch_id)} == {"待发送"}
     assert path.exists() and [f.state for f in batch_files(batch_id)] == ["已生成"]
     assert batch_files(batch_id, FileKind.RETURN) == []

@@ -108,7 +108,8 @@ def start_export(session: Session, user: User, batch_id: int, now: datetime, *, 
     if batch.status not in (BatchStatus.APPROVED.value, BatchStatus.SENT.value):
         raise Invalid(f"批次{batch.number}状态为“{batch.status}”，不能生成代发文件"
                       + ("（须先审批）" if batch.status == BatchStatus.DRAFT.value else ""))
-    return _start(session, EXPORT, {"batch_id": batch.id, "ip": ip}, user, now, f"生成代发文件：{batch.number}")
+    return _start(session, EXPORT, {"batch_id": batch.id, "ip": ip, "back": f"/batches/{batch.id}"}, user, now,
+                  f"生成代发文件：{batch.number}")
 
 
 def start_upload(session: Session, user: User, kind: str, stream: BinaryIO, filename: str | None, now: datetime, *,
@@ -122,6 +123,7 @@ def start_upload(session: Session, user: User, kind: str, stream: BinaryIO, file
         require_perm(user, Perm.PAYMENT_MANAGE)
         params: dict = {}
         title = f"导入{what}：{shown_name(filename)}"
+        back = back or "/reconciliation"
     else:
         if batch_id is None:
             raise Invalid(f"请指定{what}所属的发放批次")
@@ -129,6 +131,7 @@ def start_upload(session: Session, user: User, kind: str, stream: BinaryIO, file
         if batch.status not in (BatchStatus.SENT.value, BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value):
             raise Invalid(f"批次{batch.number}状态为“{batch.status}”，尚未生成代发文件，不能导入{what}")
         params = {"batch_id": batch.id}
+        back = back or f"/batches/{batch.id}"
         title = f"导入{what}：{batch.number}（{shown_name(filename)}）"
     sweep_uploads(session)
     stored, size = save_upload(stream)
@@ -151,10 +154,12 @@ def start_reconcile(session: Session, user: User, now: datetime, *, batch_id: in
         batch = get_batch(session, user, batch_id)
         if batch.status not in (BatchStatus.SENT.value, BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value):
             raise Invalid(f"批次{batch.number}状态为“{batch.status}”，尚未发送银行，不能对账")
-        return _start(session, RECONCILE, {"batch_id": batch.id, "ip": ip}, user, now, f"批次对账：{batch.number}")
+        return _start(session, RECONCILE, {"batch_id": batch.id, "ip": ip, "back": f"/batches/{batch.id}"}, user,
+                      now, f"批次对账：{batch.number}")
     if day is None:
         raise Invalid("请指定对账的批次或日期")
-    return _start(session, RECONCILE, {"day": day.isoformat(), "ip": ip}, user, now, f"日终对账：{day:%Y-%m-%d}")
+    return _start(session, RECONCILE, {"day": day.isoformat(), "ip": ip, "back": f"/reconciliation?day={day}"},
+                  user, now, f"日终对账：{day:%Y-%m-%d}")
 
 
 # ---------------------------------------------------------------- what the pages show
