@@ -39,13 +39,14 @@ class Paying:
     period: str = "2026-11"
 
 
-def new_item() -> str:
-    """A monthly per-person item of the low-income allowance's department, standard 500 yuan."""
+def new_item(level: str = "市") -> str:
+    """A monthly per-person item of the low-income allowance's department, standard 500 yuan, funded at
+    `level` (市: paid by city finance; 县: by the county's finance bureau)."""
     n = next(_serial)
     code = f"PY{uuid.uuid4().hex[:6].upper()}{n}"
     with transaction() as s:
         like = s.get(SubsidyItem, "ZS007")
-        s.add(SubsidyItem(code=code, name=f"测试发放项目{n}", category_code=like.category_code, funding_level="市",
+        s.add(SubsidyItem(code=code, name=f"测试发放项目{n}", category_code=like.category_code, funding_level=level,
                           department_code=like.department_code, basis="人", standard_fen=STANDARD_FEN, frequency="月",
                           village_publicity=False, means_tested=False, description=""))
         s.flush()
@@ -136,6 +137,19 @@ def colleague(role: Role = Role.CITY_FINANCE, like: str = "city_finance") -> int
     with transaction() as s:
         region = s.scalar(select(User.region_code).where(User.username == like))
         return create_user(s, f"fin_{uuid.uuid4().hex[:8]}", PASSWORD, role, region, "市财政局 复核员", NOW).id
+
+
+def mark_paid(session, order_ids, paid_on) -> None:
+    """The bank's answer 成功 for approved orders, as a return file would record it (a conditional UPDATE:
+    only orders still 待发送 move)."""
+    from sqlalchemy import update
+
+    from yikatong.disbursement.models import OrderStatus, PaymentOrder
+
+    session.execute(update(PaymentOrder).where(PaymentOrder.id.in_(list(order_ids)),
+                                               PaymentOrder.status == OrderStatus.APPROVED.value)
+                    .values(status=OrderStatus.PAID.value, paid_on=paid_on, answered_at=NOW)
+                    .execution_options(synchronize_session=False))
 
 
 def user_id(username: str) -> int:

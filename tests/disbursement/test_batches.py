@@ -170,6 +170,24 @@ def test_an_application_has_one_live_order_held_by_the_database(paying):
         s.rollback()
 
 
+def test_a_person_is_paid_once_per_item_and_period_even_through_another_application(paying):
+    person = new_person()
+    app_id = approved(paying.item, person)
+    set_budget(paying.item, 1_000)
+    batch = build(paying).batch
+    with transaction() as s:  # the application withdrawn after it went into a batch, and entered again
+        s.get(Application, app_id).status = Status.WITHDRAWN.value
+    again = approved(paying.item, person)
+    order = dict(batch_id=batch.id, application_id=again, person_id=person, item_code=paying.item,
+                 period=paying.period, year=2026, region_code="0", amount_fen=1, bank_code=paying.bank,
+                 payee_name="", by_proxy=False, account_hash="", account_masked="", status=OrderStatus.DRAFT.value)
+    with transaction() as s, pytest.raises(IntegrityError):
+        s.execute(insert(PaymentOrder), [order])
+        s.flush()
+    with transaction() as s:  # another period is another payment
+        s.execute(insert(PaymentOrder), [dict(order, period="2026-12")])
+
+
 def _proxy(s, person_id: int, holder_id: int, until: date) -> int:
     holder = s.get(Person, holder_id)
     number = protect("id_number", reveal(crypto.ID_NUMBER, holder.id_number_enc))

@@ -308,3 +308,57 @@ def test_a_statement_line_of_another_batch_refuses_the_file(city, tmp_path):
     with new_session() as s:
         assert s.scalar(select(func.count()).select_from(BankFile).where(
             BankFile.batch_id == second, BankFile.state == FileState.ACCEPTED.value)) == 0
+
+
+def test_a_file_whose_bytes_differ_from_the_declared_hash_is_refused(city, tmp_path):
+    from yikatong.disbursement.bank.files import file_sha256
+
+    paying = Paying(item=new_item(), bank="SCRCU")
+    batch_id, _ = paid_batch(paying, 2)
+    [path] = export(batch_id)
+    ret, _, _ = bank_answers(path, tmp_path / "a", fail=set())
+    with transaction() as s, pytest.raises(Invalid) as changed:
+        exchange.import_return(s, finance(s), batch_id, ret, NOW, sha256="0" * 64)
+    assert "SHA-256" in changed.value.message and "已被改动" in changed.value.message
+    assert {o.status for o in orders_of(batch_id)} == {OrderStatus.APPROVED.value}
+    with transaction() as s:
+        result = exchange.import_return(s, finance(s), batch_id, ret, NOW, sha256=file_sha256(ret).upper())
+        assert result.paid == 2
+
+
+def test_a_county_finance_bureau_pays_the_county_funded_items_of_its_county(city):
+    from yikatong.core.errors import Forbidden
+
+    county_item, city_item = new_item("县"), new_item("市")
+    apps = [approved(county_item, new_person("ABC")) for _ in range(2)]
+    approved(city_item, new_person("ABC"))
+    set_budget(county_item, 10_000)
+    set_budget(city_item, 10_000)
+    with transaction() as s:
+        maker = s.scalar(select(User).where(User.username == "county_finance"))
+        with pytest.raises(Forbidden) as refused:
+            service.build_batch(s, maker, item_code=city_item, period="2026-11", bank_code="ABC", now=NOW)
+        assert "县级资金" in refused.value.message
+        built = service.build_batch(s, maker, item_code=county_item, period="2026-11", bank_code="ABC", now=NOW)
+        assert built.batch is not None and built.batch.region_code == maker.region_code
+        batch_id = built.batch.id
+    with transaction() as s:
+        service.approve_batch(s, s.scalar(select(User).where(User.username == "county_finance2")), batch_id, NOW)
+    assert sorted(o.application_id for o in orders_of(batch_id)) == sorted(apps)
+    with transaction() as s:  # the county's own batch: its files are its to export
+        files = exchange.export_batch(s, s.scalar(select(User).where(User.username == "county_finance")), batch_id,
+                                      NOW)
+        assert files and files[0].records == 2
+
+
+def test_a_batch_file_left_behind_by_a_crash_after_the_commit_is_swept(city, tmp_path):
+    paying = Paying(item=new_item(), bank="PSBC")
+    batch_id, _ = paid_batch(paying, 2)
+    [path] = export(batch_id)
+    ret, _, _ = bank_answers(path, tmp_path / "a", fail=set())
+    kept = path.read_bytes()
+    take_return(batch_id, ret)
+    path.write_bytes(kept)  # as if the process stopped between the commit and the deletion
+    with transaction() as s, pytest.raises(Conflict):
+        exchange.import_return(s, finance(s), batch_id, ret, NOW)  # anything of the batch sweeps first
+    assert not path.exists()

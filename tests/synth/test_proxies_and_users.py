@@ -69,7 +69,8 @@ def test_store_document_keeps_one_copy_and_checks_the_hash(db):
 
 
 EXPECTED_ROLES = {
-    "city_finance": "city_finance", "supervisor": "supervisor", "county_handler": "county_handler",
+    "city_finance": "city_finance", "city_finance2": "city_finance", "supervisor": "supervisor",
+    "county_finance": "county_finance", "county_finance2": "county_finance", "county_handler": "county_handler",
     "county_leader": "county_handler", "township_reviewer": "township_reviewer", "village_clerk": "village_clerk",
     "village_clerk2": "village_clerk",
     "bank": "bank", "sysadmin": "system_admin", "secadmin": "security_admin", "auditadmin": "audit_admin",
@@ -79,9 +80,10 @@ EXPECTED_ROLES = {
 def test_demo_users_have_their_roles_and_regions(city, db):
     users = {u.username: u for u in db.scalars(select(User).where(User.username.in_(EXPECTED_ROLES)))}
     assert {u: users[u].role for u in EXPECTED_ROLES} == EXPECTED_ROLES
-    for name in ("city_finance", "supervisor", "bank", "sysadmin", "secadmin", "auditadmin"):
+    for name in ("city_finance", "city_finance2", "supervisor", "bank", "sysadmin", "secadmin", "auditadmin"):
         assert users[name].region_code == "511000000000"
-    assert users["county_handler"].region_code == "511025000000"
+    for name in ("county_handler", "county_finance", "county_finance2"):
+        assert users[name].region_code == "511025000000"
     department = db.get(Department, users["county_handler"].department_code)
     assert department.sector == "民政" and department.region_code == "511025000000"
     township = db.get(Region, users["township_reviewer"].region_code)

@@ -31,6 +31,9 @@ class Settings:
     sms_url: str = ""
     sms_sign: str = "一卡通"
     sms_template: str = ""
+    # The gateway's template for arrival SMS (到账短信, disbursement.arrival); params name, period, item,
+    # amount, date, card. Required with YKT_SMS_URL: the reminders' template would say the wrong thing.
+    sms_arrival_template: str = ""
     public_url: str = ""  # the address users open (links in messages), e.g. https://ykt.example.gov.cn
     # Limits of every DuckDB query of a rule (DuckDB has no statement timeout of its own).
     rule_timeout_seconds: float = 600.0
@@ -75,6 +78,7 @@ def get_settings() -> Settings:
         sms_url=os.environ.get("YKT_SMS_URL", ""),
         sms_sign=os.environ.get("YKT_SMS_SIGN", "一卡通"),
         sms_template=os.environ.get("YKT_SMS_TEMPLATE", ""),
+        sms_arrival_template=os.environ.get("YKT_SMS_ARRIVAL_TEMPLATE", ""),
         public_url=os.environ.get("YKT_PUBLIC_URL", "").rstrip("/"),
         rule_timeout_seconds=float(os.environ.get("YKT_RULE_TIMEOUT_SECONDS", "600")),
         duckdb_memory=os.environ.get("YKT_DUCKDB_MEMORY", "4GB"),

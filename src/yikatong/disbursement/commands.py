@@ -50,6 +50,15 @@ def _refusals():
         raise _fail(e.message) from None
 
 
+def _declared(hashes: list[str], path: Path, files: list[Path]) -> str | None:
+    """The --sha256 given for `path` (by position), if any."""
+    if not hashes:
+        return None
+    if len(hashes) != len(files):
+        raise _fail("--sha256 的个数应与文件个数相同", 2)
+    return hashes[files.index(path)]
+
+
 def _batch_table(batches):
     from rich.table import Table
 
@@ -293,6 +302,9 @@ def register(app: typer.Typer) -> None:
                                            help="The bank's return file(s) (回盘文件), one per batch file: the "
                                                 "bank's flat template or pain.002.001.12."),
         user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
     ) -> None:
         """Take in the bank's return: each order paid (成功) or failed (失败) with the bank's reason.
 
@@ -308,7 +320,8 @@ def register(app: typer.Typer) -> None:
         for path in files:
             with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
                 actor = _user(session, user, required=False)
-                result = exchange.import_return(session, actor, batch, path, system_clock.now())
+                result = exchange.import_return(session, actor, batch, path, system_clock.now(),
+                                                sha256=_declared(sha256, path, files))
             exchange.remove_files(result.to_remove)
             out.print(result.message())
 
@@ -319,6 +332,9 @@ def register(app: typer.Typer) -> None:
                                            help="The bank's statement(s) of the paying account (对账单): the "
                                                 "bank's flat template or camt.053.001.08."),
         user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
     ) -> None:
         """Book the bank's statement of the paying account for a batch (for reconciliation). Every line
         must be one of the batch's orders with its amount, each booked once, or the file is refused whole."""
@@ -330,7 +346,8 @@ def register(app: typer.Typer) -> None:
         for path in files:
             with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
                 actor = _user(session, user, required=False)
-                result = exchange.import_statement(session, actor, batch, path, system_clock.now())
+                result = exchange.import_statement(session, actor, batch, path, system_clock.now(),
+                                                   sha256=_declared(sha256, path, files))
             out.print(result.message())
 
     @pay_app.command("treasury")
@@ -340,6 +357,9 @@ def register(app: typer.Typer) -> None:
                                                 "金额（分）, 方向 (支出/退回), 记账日期, then 合计 "
                                                 "(docs/data-formats.md)."),
         user: str | None = typer.Option(None, "--user", help=USER_HELP + " Default: the system."),
+        sha256: list[str] = typer.Option([], "--sha256", help="The SHA-256 the sender gave for each file, in "
+                                                              "the files' order: a file whose bytes differ is "
+                                                              "refused."),
     ) -> None:
         """Book the treasury's debits and refunds of paying accounts (for the three-way reconciliation).
         Every line must be one of the platform's approved orders with its amount, or the file is refused."""
@@ -351,7 +371,8 @@ def register(app: typer.Typer) -> None:
         for path in files:
             with out.status(f"正在导入{path.name}…"), _refusals(), transaction() as session:
                 actor = _user(session, user, required=False)
-                result = exchange.import_treasury(session, actor, path, system_clock.now())
+                result = exchange.import_treasury(session, actor, path, system_clock.now(),
+                                                  sha256=_declared(sha256, path, files))
             out.print(result.message())
 
     @pay_app.command("reconcile")

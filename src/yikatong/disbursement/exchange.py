@@ -115,6 +115,7 @@ def export_batch(session: Session, user: User | None, batch_id: int | str, now: 
     if batch.status not in (BatchStatus.APPROVED.value, BatchStatus.SENT.value):
         raise Invalid(f"批次{batch.number}状态为“{batch.status}”，不能生成代发文件"
                       + ("（须先审批）" if batch.status == BatchStatus.DRAFT.value else ""))
+    sweep_removed(session, batch)
     old = {f.file_no: f for f in files_of(session, batch) if f.kind == FileKind.BATCH.value}
     if any(f.state == FileState.REMOVED.value for f in old.values()):
         raise Invalid(f"批次{batch.number}已有回盘导入，代发文件已删除，不能再生成")
@@ -198,6 +199,13 @@ def _taken(session: Session, kind: FileKind, sha256: str) -> None:
                        "不能重复导入")
 
 
+def _hash_of(path: Path, declared: str | None) -> str:
+    """The file's SHA-256; refused when the sender declared another (the file changed on the way)."""
+    if declared and declared.strip():
+        check_sha256(path, declared.strip())
+    return file_sha256(path)
+
+
 def _answered_on(connector: Connector, path: Path, now: datetime) -> date:
     """The Beijing day the bank processed the file (its header's creation time), else today."""
     header = connector.header_of(path) if hasattr(connector, "header_of") else None
@@ -214,13 +222,15 @@ def _answered_on(connector: Connector, path: Path, now: datetime) -> date:
 
 
 def import_return(session: Session, user: User | None, batch_id: int | str, path: Path, now: datetime, *,
-                  name: str | None = None, ip: str = "") -> ReturnResult:
-    """Take in the bank's return for one of the batch's files, whole or not at all."""
+                  name: str | None = None, sha256: str | None = None, ip: str = "") -> ReturnResult:
+    """Take in the bank's return for one of the batch's files, whole or not at all. `sha256`: the hash the
+    bank sent with the file; a file whose bytes do not match it is refused."""
     batch = exchange_batch(session, user, batch_id)
     name = name or path.name
     if batch.status not in (BatchStatus.SENT.value, BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value):
         raise Invalid(f"批次{batch.number}状态为“{batch.status}”，尚未生成代发文件，不能导入回盘")
-    sha = file_sha256(path)
+    sweep_removed(session, batch)  # before any change of ours: only what earlier commits removed
+    sha = _hash_of(path, sha256)
     _taken(session, FileKind.RETURN, sha)
     connector = connector_for(batch.bank_code)
     expected = batch_file(session, batch, accounts=False)
@@ -326,12 +336,12 @@ class BookingResult:
 
 
 def import_statement(session: Session, user: User | None, batch_id: int | str, path: Path, now: datetime, *,
-                     name: str | None = None, ip: str = "") -> BookingResult:
+                     name: str | None = None, sha256: str | None = None, ip: str = "") -> BookingResult:
     """Book the bank's statement (对账单) of the paying account for one batch."""
     batch = exchange_batch(session, user, batch_id)
     if batch.status not in FROZEN_BATCH[1:]:
         raise Invalid(f"批次{batch.number}尚未生成代发文件，不能导入对账单")
-    sha = file_sha256(path)
+    sha = _hash_of(path, sha256)
     _taken(session, FileKind.STATEMENT, sha)
     lines = connector_for(batch.bank_code).read_statement(path, batch_file(session, batch, accounts=False))
     result = _book(session, user, FileKind.STATEMENT, BANK_SOURCE, path, name or path.name, sha, lines, now,
@@ -344,12 +354,12 @@ def import_statement(session: Session, user: User | None, batch_id: int | str, p
 
 
 def import_treasury(session: Session, user: User | None, path: Path, now: datetime, *, name: str | None = None,
-                    ip: str = "") -> BookingResult:
+                    sha256: str | None = None, ip: str = "") -> BookingResult:
     """Book the treasury's payment detail (国库支付明细): every line must be one of the platform's
     approved orders with its amount, or the file is refused whole."""
     if user is not None and not has_perm(user.role, Perm.PAYMENT_MANAGE):
         raise Forbidden("国库支付明细由财政部门导入")
-    sha = file_sha256(path)
+    sha = _hash_of(path, sha256)
     _taken(session, FileKind.TREASURY, sha)
     lines = read_treasury(path)
     result = _book(session, user, FileKind.TREASURY, TREASURY_SOURCE, path, name or path.name, sha, lines, now)

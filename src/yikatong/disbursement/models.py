@@ -154,6 +154,10 @@ class PaymentOrder(Base):
         # held by the database itself, whatever batches, retries or re-runs try.
         Index("uq_payment_orders_live", "application_id", unique=True,
               sqlite_where=text(_LIVE_ORDER), postgresql_where=text(_LIVE_ORDER)),
+        # ... and a person at most once per item and period, even through another application of theirs
+        # (one withdrawn after payment and entered again).
+        Index("uq_payment_orders_person_period", "person_id", "item_code", "period", unique=True,
+              sqlite_where=text(_LIVE_ORDER), postgresql_where=text(_LIVE_ORDER)),
         Index("ix_payment_orders_item", "item_code", "year", "status"),
         Index("ix_payment_orders_person", "person_id", "status"),
         Index("ix_payment_orders_rework", "rework", "region_code"),

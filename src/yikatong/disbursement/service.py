@@ -46,12 +46,13 @@ from yikatong.interception.service import gate
 from yikatong.registry.models import Person
 from yikatong.security import audit
 from yikatong.security.models import User
-from yikatong.security.roles import Perm, has_perm, require_perm
+from yikatong.security.roles import Perm, Role, has_perm, require_perm
 from yikatong.security.scope import in_subtree, parent_of, within
 from yikatong.workflow.models import Application, Status
 from yikatong.workflow.periods import parse_period
 
 CHUNK = 900
+COUNTY_FUNDED = "县"  # the items a county's finance bureau pays itself
 BATCH_MAX = 1_000_000  # orders per batch
 RACED_BATCH = "该批次已被他人处理，请刷新"
 LIVE_ORDER_STATUSES = (OrderStatus.DRAFT.value, OrderStatus.APPROVED.value, OrderStatus.PAID.value)
@@ -110,6 +111,8 @@ def build_batch(session: Session, user: User, *, item_code: str, period: str, ba
     item = session.get(SubsidyItem, item_code.strip())
     if item is None:
         raise NotFound(f"补贴项目不存在：{item_code}")
+    if user.role == Role.COUNTY_FINANCE.value and item.funding_level != COUNTY_FUNDED:
+        raise Forbidden(f"县级财政只发放县级资金项目；{item.name}为{item.funding_level}级资金，由市财政发放")
     try:
         label = parse_period(item.frequency, period).label
     except ValueError as e:

@@ -3,9 +3,10 @@
 Why exactly once, step by step:
 
 1. A message is born in the transaction that causes it (the electronic eye writes the reminder in
-   the transaction that sets `reminded`). Both commit or neither does, so a crash before the commit
-   loses no reminder (the rerun finds the application still unreminded) and a commit never leaves
-   a flag without its message.
+   the transaction that sets `reminded`, the bank's return writes the arrival SMS in the transaction
+   that marks the order paid: disbursement.arrival). Both commit or neither does, so a crash before
+   the commit loses no reminder (the rerun finds the application still unreminded) and a commit
+   never leaves a flag without its message.
 2. The outbox's `dedupe_key` is unique: writing the same message twice leaves one row.
 3. The dispatcher takes one row at a time in its own short transaction — on PostgreSQL with
    SELECT .. FOR UPDATE SKIP LOCKED, so two workers never hold the same row — sends it, and marks
@@ -39,7 +40,8 @@ from yikatong.core.clock import Clock, system_clock
 from yikatong.core.db import new_session
 from yikatong.notify.models import OutboxMessage, OutboxStatus
 from yikatong.notify.notifier import Notifier, NotifyError, OutgoingMessage
-from yikatong.notify.service import recipient_of
+from yikatong.notify.service import recipient_of, recipient_of_person
+from yikatong.registry.models import Person
 from yikatong.security.models import User
 
 log = logging.getLogger(__name__)
@@ -106,9 +108,12 @@ class Dispatcher:
             if row is None:  # another worker holds it or has sent it
                 report.skipped += 1
                 return
-            user = session.get(User, row.user_id) if row.user_id else None
+            if row.person_id is not None:  # a citizen (arrival SMS): the registry's phone
+                recipient = recipient_of_person(session.get(Person, row.person_id))
+            else:
+                recipient = recipient_of(session.get(User, row.user_id) if row.user_id else None)
             message = OutgoingMessage(outbox_id=row.id, dedupe_key=row.dedupe_key, kind=row.kind,
-                                      channel=row.channel, recipient=recipient_of(user), title=row.title,
+                                      channel=row.channel, recipient=recipient, title=row.title,
                                       body=row.body, payload=json.loads(row.payload or "{}"))
             row.attempts += 1
             try:

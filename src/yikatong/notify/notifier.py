@@ -44,6 +44,7 @@ class Recipient:
     openid: str | None = None
     phone_enc: bytes | None = None  # decrypted only inside the SMS adapter
     phone_masked: str | None = None
+    person_id: int | None = None  # a citizen of the registry (arrival SMS) instead of a staff user
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def _summary(message: OutgoingMessage) -> dict[str, Any]:
     r = message.recipient
     return {"dedupe_key": message.dedupe_key, "outbox_id": message.outbox_id, "kind": message.kind,
             "channel": message.channel,
-            "to": {"user_id": r.user_id, "name": r.display_name, "openid": r.openid, "phone": r.phone_masked},
+            "to": {"user_id": r.user_id, "person_id": r.person_id, "name": r.display_name, "openid": r.openid,
+                   "phone": r.phone_masked},
             "title": message.title, "body": message.body, "payload": message.payload}
 
 
@@ -184,10 +186,15 @@ class WeChatTemplateAdapter:
 class SmsAdapter:
     """An SMS gateway (短信平台): POSTs {phone, sign, template, params, out_id}. The gateway keeps
     `out_id` as its idempotency key. 2xx is success unless the JSON answer carries a `code` other
-    than "OK" or 0. The clear phone number exists only inside send()."""
+    than "OK" or 0. The clear phone number exists only inside send().
 
-    def __init__(self, url: str, sign: str, template: str, client: httpx.Client | None = None, timeout: float = 10.0):
+    Gateways send registered templates: `templates` maps a message kind to its own template code
+    (the arrival SMS has one), every other kind goes out with `template`."""
+
+    def __init__(self, url: str, sign: str, template: str, client: httpx.Client | None = None, timeout: float = 10.0,
+                 templates: dict[str, str] | None = None):
         self.url, self.sign, self.template = url, sign, template
+        self.templates = templates or {}
         self.client = client or httpx.Client(timeout=timeout)
 
     def send(self, message: OutgoingMessage) -> None:
@@ -195,7 +202,8 @@ class SmsAdapter:
             raise NotifyError("未配置短信接口（YKT_SMS_URL）")
         if not message.recipient.phone_enc:
             raise NotifyError(f"{message.recipient.display_name}没有登记手机号")
-        body = {"phone": reveal("phone", message.recipient.phone_enc), "sign": self.sign, "template": self.template,
+        template = self.templates.get(message.kind) or self.template
+        body = {"phone": reveal("phone", message.recipient.phone_enc), "sign": self.sign, "template": template,
                 "params": message.payload.get("sms") or {"text": message.body}, "out_id": message.dedupe_key}
         answer = _post(self.client, self.url, body, message.dedupe_key, "短信")
         code = answer.get("code", "OK")

@@ -17,8 +17,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from yikatong.core.errors import Forbidden
+from yikatong.core.masking import mask_name
 from yikatong.notify.models import OutboxMessage, OutboxStatus
 from yikatong.notify.notifier import Channel, Recipient
+from yikatong.registry.models import Person
 from yikatong.security.models import User
 from yikatong.security.roles import Role
 
@@ -74,6 +76,11 @@ def recipient_of(user: User | None) -> Recipient:
     return Recipient(user.id, user.display_name, user.wechat_openid, user.phone_enc, user.phone_masked)
 
 
+def recipient_of_person(person: Person) -> Recipient:
+    """A citizen on the registry's phone (arrival SMS): the name masked, as it is on every page."""
+    return Recipient(None, mask_name(person.name), None, person.phone_enc, person.phone_masked, person_id=person.id)
+
+
 # ---------------------------------------------------------------- the operator's view
 
 
@@ -85,8 +92,9 @@ class OutboxSummary:
 
 
 def outbox_summary(session: Session, user: User, limit: int = 50) -> OutboxSummary:
-    """Counts by status and the messages in trouble, for the system administrator (运维). Bodies
-    name application numbers and staff, never a beneficiary's personal data."""
+    """Counts by status and the messages in trouble, for the system administrator (运维). Bodies are
+    not shown (an arrival SMS names a beneficiary, masked, and the amount paid); a citizen's message
+    has no staff recipient."""
     if user.role != Role.SYSTEM_ADMIN:
         raise Forbidden("消息发件箱仅系统管理员可查看")
     by_status = {s.value: 0 for s in OutboxStatus}

@@ -55,6 +55,7 @@ class PersonBrief(BaseModel):
 class PersonOut(PersonBrief):
     phone_masked: str | None
     relation: str | None
+    household_id: int | None = None
     household_code: str | None
     household_address: str | None
     members: list[MemberOut]

@@ -94,6 +94,7 @@ def person_detail(session: Session, user: User, person_id: int) -> schemas.Perso
         **_brief(person, names).model_dump(),
         phone_masked=person.phone_masked,
         relation=person.relation,
+        household_id=household.id if household else None,
         household_code=household.code if household else None,
         household_address=household.address if household else None,
         members=[schemas.MemberOut(id=m.id, name=m.name, relation=m.relation,

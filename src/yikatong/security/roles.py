@@ -17,6 +17,7 @@ class Role(StrEnum):
     TOWNSHIP_REVIEWER = "township_reviewer"
     COUNTY_HANDLER = "county_handler"
     CITY_FINANCE = "city_finance"
+    COUNTY_FINANCE = "county_finance"
     BANK = "bank"
     SUPERVISOR = "supervisor"
     SYSTEM_ADMIN = "system_admin"
@@ -29,6 +30,7 @@ ROLE_LABELS: dict[Role, str] = {
     Role.TOWNSHIP_REVIEWER: "乡镇审核员",
     Role.COUNTY_HANDLER: "县级部门经办员",
     Role.CITY_FINANCE: "市财政管理员",
+    Role.COUNTY_FINANCE: "县财政发放员",
     Role.BANK: "代发银行",
     Role.SUPERVISOR: "监督人员",
     Role.SYSTEM_ADMIN: "系统管理员",
@@ -82,6 +84,10 @@ ROLE_PERMS: dict[Role, frozenset[Perm]] = {
                                                    Perm.SHARED_IMPORT, Perm.FLAG_READ, Perm.RULE_RUN,
                                                    Perm.PAYMENT_GATE, Perm.PAYMENT_READ, Perm.BUDGET_MANAGE,
                                                    Perm.PAYMENT_MANAGE, Perm.PAYMENT_REWORK}),
+    # A county's finance bureau pays the county-funded (县级) items of its county: batches, the bank's
+    # files, reconciliation, failures; the catalogue, budgets, shared data and rules stay with the city.
+    Role.COUNTY_FINANCE: frozenset(_BUSINESS_READ | {Perm.PAYMENT_GATE, Perm.PAYMENT_READ, Perm.PAYMENT_MANAGE,
+                                                     Perm.PAYMENT_REWORK}),
     Role.BANK: frozenset({Perm.CATALOG_READ, Perm.BANK_EXCHANGE}),
     # Supervisors follow leads and must be able to see who exactly was paid.
     # Supervisors write the rules and read every flag and lead; they do not verify (that is the

@@ -68,6 +68,25 @@ def build_with_progress(scale: float, seed: int, *, claims: bool = True, shared_
                           shared_data=shared_data, anomalies=anomalies)
 
 
+def pay_demo(seed: int) -> None:
+    """Run the payment loop over the demo city (synth.payments) and say what it did."""
+    from rich.console import Console
+
+    from yikatong.core.clock import system_clock
+    from yikatong.core.db import new_session
+    from yikatong.synth.payments import run_demo_payments
+
+    console = Console()
+    with console.status("演示发放：生成批次、银行回盘、对账…"):
+        paid = run_demo_payments(new_session, system_clock.now(), seed)
+    if paid.skipped:
+        console.print(f"演示发放未进行：{paid.skipped}")
+        return
+    console.print(f"演示发放：{paid.item_code}（{paid.period}）{len(paid.batches)}个批次，成功{paid.paid:,}笔，"
+                  f"失败{paid.failed:,}笔（其中{paid.repaid}笔已重发成功），到账短信{paid.sms:,}条，"
+                  f"{paid.balanced}个批次对账平")
+
+
 def print_report(report) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -170,6 +189,8 @@ def register(app: typer.Typer) -> None:
         reset_settings()
         report = build_with_progress(scale, seed, claims=not no_shared_data, shared_data=not no_shared_data)
         print_report(report)
+        if not no_shared_data:
+            pay_demo(seed)
         if no_serve:
             return
         import uvicorn

@@ -34,7 +34,12 @@ def create_demo_users(session: Session, plan: CityPlan, region_names: dict[str, 
     bank = BANKS[0]
     specs = [
         ("city_finance", Role.CITY_FINANCE, CITY_CODE, "市财政局 王建国", {}),
+        # the checker of city finance's payment batches (maker/checker: never the same person)
+        ("city_finance2", Role.CITY_FINANCE, CITY_CODE, "市财政局 复核员 吴芳", {}),
         ("supervisor", Role.SUPERVISOR, CITY_CODE, "市纪委监委 李秀英", {}),
+        # 资中县财政局 pays the county-funded items of its county: a maker and a checker
+        ("county_finance", Role.COUNTY_FINANCE, county, "资中县财政局 郑凯", {}),
+        ("county_finance2", Role.COUNTY_FINANCE, county, "资中县财政局 复核员 何静", {}),
         ("county_handler", Role.COUNTY_HANDLER, county, "资中县民政局 张伟",
          {"department_code": department_code(county, "民政")}),
         # 分管领导: overdue work of the county civil-affairs office is escalated to her

@@ -117,6 +117,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
     from yikatong.catalog import views as catalog_views
     from yikatong.disbursement import api_views as payment_api_views
     from yikatong.disbursement import loop_views as payment_loop_views
+    from yikatong.disbursement import passbook_views
     from yikatong.disbursement import views as disbursement_views
     from yikatong.imports import views as import_views
     from yikatong.interception import rule_views
@@ -145,6 +146,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
                    disbursement_views, payment_loop_views, payment_api_views):
         app.include_router(module.api)
         app.include_router(module.pages)
+    app.include_router(passbook_views.pages)
 
     def refuse(request: Request, message: str, status: int) -> Response:
         if _is_api(request):

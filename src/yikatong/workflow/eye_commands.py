@@ -39,6 +39,7 @@ def build_notifier(sink: Sink):
     """The notifier of `--sink`: a development sink, or the real gateways by channel."""
     from yikatong.core.errors import Invalid
     from yikatong.core.settings import get_settings
+    from yikatong.disbursement.arrival import ARRIVAL
     from yikatong.notify.notifier import (
         Channel,
         ChannelRouter,
@@ -55,10 +56,14 @@ def build_notifier(sink: Sink):
         return FileSink(settings.data_dir / "outbox" / "messages.jsonl")
     if not settings.wechat_url and not settings.sms_url:
         raise Invalid("--sink gateway 需要配置 YKT_WECHAT_URL 或 YKT_SMS_URL")
+    if settings.sms_url and not settings.sms_arrival_template:
+        # the reminders' template would render an arrival SMS (到账短信) as the wrong text
+        raise Invalid("配置了 YKT_SMS_URL 时还须配置到账短信模板 YKT_SMS_ARRIVAL_TEMPLATE")
     return ChannelRouter({
         Channel.WECHAT.value: WeChatTemplateAdapter(settings.wechat_url, settings.wechat_template_id,
                                                     settings.public_url),
-        Channel.SMS.value: SmsAdapter(settings.sms_url, settings.sms_sign, settings.sms_template),
+        Channel.SMS.value: SmsAdapter(settings.sms_url, settings.sms_sign, settings.sms_template,
+                                      templates={ARRIVAL: settings.sms_arrival_template}),
         # staff with neither openid nor phone: the line goes to the log (journald under systemd)
         Channel.CONSOLE.value: ConsoleSink(echo=lambda line: typer.echo(line)),
     })

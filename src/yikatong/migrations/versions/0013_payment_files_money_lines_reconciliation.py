@@ -113,6 +113,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('rework_by_name', sa.String(length=60), nullable=False, server_default=sa.text("''")))
         batch_op.add_column(sa.Column('rework_at', sa.DateTime(), nullable=True))
         batch_op.create_index('ix_payment_orders_person', ['person_id', 'status'], unique=False)
+        batch_op.create_index('uq_payment_orders_person_period', ['person_id', 'item_code', 'period'], unique=True,
+                              sqlite_where=sa.text("status NOT IN ('失败', '已撤销')"),
+                              postgresql_where=sa.text("status NOT IN ('失败', '已撤销')"))
         batch_op.create_index('ix_payment_orders_rework', ['rework', 'region_code'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_payment_orders_retry_of_payment_orders'), 'payment_orders', ['retry_of'], ['id'])
 
@@ -122,6 +125,7 @@ def downgrade() -> None:
     with op.batch_alter_table('payment_orders', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_payment_orders_retry_of_payment_orders'), type_='foreignkey')
         batch_op.drop_index('ix_payment_orders_rework')
+        batch_op.drop_index('uq_payment_orders_person_period')
         batch_op.drop_index('ix_payment_orders_person')
         batch_op.drop_column('rework_at')
         batch_op.drop_column('rework_by_name')
