@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,7 +16,8 @@ from yikatong.catalog.models import Bank, FundingLevel, SubsidyItem, TreasuryAcc
 from yikatong.core.clock import Clock, beijing_date
 from yikatong.core.errors import DomainError, Invalid
 from yikatong.core.money import parse_yuan
-from yikatong.disbursement import budget, service
+from yikatong.disbursement import budget, exchange, loop, service
+from yikatong.disbursement.models import BatchStatus
 from yikatong.security.models import User
 from yikatong.security.roles import Perm, has_perm
 from yikatong.web.deps import DbSession, RowId, client_ip, get_clock, require
@@ -26,6 +27,7 @@ api = APIRouter(prefix="/api/v1", tags=["disbursement"])
 pages = APIRouter(include_in_schema=False)
 
 ORDERS_SHOWN = 500
+TAKES_FILES = (BatchStatus.SENT.value, BatchStatus.ANSWERED.value, BatchStatus.RECONCILED.value)
 APPROVED = "批次已审批：支付指令已固定，等待发送银行"
 CANCELLED = "批次已撤销：其中的申请可以纳入新的批次"
 
@@ -104,7 +106,11 @@ def batch_build(request: Request, item_code: str = Form(..., max_length=20), per
 def _batch_page(request: Request, db: Session, user: User, batch_id: int, *, message: str = "", error: str = "",
                 status_code: int = 200) -> Response:
     batch = service.get_batch(db, user, batch_id)
+    manage = loop.may_manage(user)
     return templates.TemplateResponse(request, "disbursement/batch.html", {
+        "files": exchange.files_of(db, batch), "may_manage": manage,
+        "may_export": manage and batch.status in (BatchStatus.APPROVED.value, BatchStatus.SENT.value),
+        "may_take": manage and batch.status in TAKES_FILES, "run": loop.latest_run(db, user, batch=batch, limit=20),
         "user": user, "batch": batch, "orders": service.batch_orders(db, batch, limit=ORDERS_SHOWN),
         "counts": service.order_counts(db, batch), "item": db.get(SubsidyItem, batch.item_code),
         "treasury": db.get(TreasuryAccount, batch.treasury_code), "may_approve": service.may_approve(user, batch),
@@ -139,3 +145,43 @@ def batch_cancel(request: Request, batch_id: RowId, db: Session = DbSession, clo
         db.rollback()
         return _batch_page(request, db, user, batch_id, error=e.message, status_code=e.status_code)
     return RedirectResponse(f"/batches/{batch_id}?msg={quote(CANCELLED)}", status_code=303)
+
+
+# ---------------------------------------------------------------- the bank loop from the batch page (jobs)
+
+
+@pages.post("/batches/{batch_id}/export", response_class=HTMLResponse)
+def batch_export(request: Request, batch_id: RowId, db: Session = DbSession, clock: Clock = Depends(get_clock),
+                 user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> Response:
+    """生成代发文件 as a job: the page answers at once with the job's page."""
+    try:
+        job = loop.start_export(db, user, batch_id, clock.now(), ip=client_ip(request))
+    except DomainError as e:
+        db.rollback()
+        return _batch_page(request, db, user, batch_id, error=e.message, status_code=e.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@pages.post("/batches/{batch_id}/upload", response_class=HTMLResponse)
+def batch_upload(request: Request, batch_id: RowId, kind: str = Form(..., max_length=20),
+                 file: UploadFile = File(...), db: Session = DbSession, clock: Clock = Depends(get_clock),
+                 user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> Response:
+    """A return or statement for the batch: kept in the restricted folder and taken in by a job."""
+    try:
+        job = loop.start_upload(db, user, kind, file.file, file.filename,
+                                clock.now(), batch_id=batch_id, ip=client_ip(request))
+    except DomainError as e:
+        db.rollback()
+        return _batch_page(request, db, user, batch_id, error=e.message, status_code=e.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@pages.post("/batches/{batch_id}/reconcile", response_class=HTMLResponse)
+def batch_reconcile(request: Request, batch_id: RowId, db: Session = DbSession, clock: Clock = Depends(get_clock),
+                    user: User = Depends(require(Perm.PAYMENT_MANAGE))) -> Response:
+    try:
+        job = loop.start_reconcile(db, user, clock.now(), batch_id=batch_id, ip=client_ip(request))
+    except DomainError as e:
+        db.rollback()
+        return _batch_page(request, db, user, batch_id, error=e.message, status_code=e.status_code)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)

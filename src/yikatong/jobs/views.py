@@ -64,9 +64,16 @@ def api_cancel(job_id: int, db: Session = DbSession, clock: Clock = Depends(get_
     return job_out(service.cancel(db, user, job_id, clock.now()))
 
 
+def _back(job: Job) -> str:
+    """The page a job was started from (its `back` parameter, a path on this site), for a link on a failed
+    job's page."""
+    back = str(service.params_of(job).get("back") or "")
+    return back if back.startswith("/") and not back.startswith("//") and "\\" not in back else ""
+
+
 def _context(job: Job) -> dict[str, Any]:
     result = service.result_of(job) if job.result else {}
-    return {"job": job, "result": result, "finished": service.is_finished(job), "shown": shown,
+    return {"job": job, "result": result, "finished": service.is_finished(job), "shown": shown, "back": _back(job),
             "percent": int(100 * job.done / job.total) if job.total else None}
 
 

@@ -115,6 +115,8 @@ def _from_elsewhere(request: Request) -> bool:
 
 def create_app(clock: Clock | None = None) -> FastAPI:
     from yikatong.catalog import views as catalog_views
+    from yikatong.disbursement import api_views as payment_api_views
+    from yikatong.disbursement import loop_views as payment_loop_views
     from yikatong.disbursement import passbook_views
     from yikatong.disbursement import views as disbursement_views
     from yikatong.imports import views as import_views
@@ -141,7 +143,7 @@ def create_app(clock: Clock | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (security_views, registry_views, catalog_views, import_views, submission_views, workflow_views,
                    eye_views, road_views, sharing_views, interception_views, rule_views, jobs_views,
-                   disbursement_views):
+                   disbursement_views, payment_loop_views, payment_api_views):
         app.include_router(module.api)
         app.include_router(module.pages)
     app.include_router(passbook_views.pages)
