@@ -104,7 +104,7 @@ def test_paid_orders_queue_their_sms_in_the_same_transaction(paying):
     give_phone(holder, "13700001111")  # the holder's phone is not used: the beneficiary's is
     hold_by_proxy(proxied, holder)
     with transaction() as s:
-        s.execute(update(SubsidyItem).where(SubsidyItem.code == paying.item).values(name="耕地地力保护补贴"))
+        s.execute(update(SubsidyItem).where(SubsidyItem.code == paying.item).values(name="测试到账补贴"))
     apps = {approved(paying.item, p): p for p in (own, proxied, silent)}
     orders = paid_orders(paying, list(apps))
     by_person = {apps[a]: o for a, o in orders.items()}
@@ -129,13 +129,13 @@ def test_paid_orders_queue_their_sms_in_the_same_transaction(paying):
     rows = {m.person_id: m for m in outbox(keys)}
     assert set(rows) == {own, proxied}  # no phone on file: no row
     tail = {p: by_person[p].account_masked[-4:] for p in (own, proxied)}
-    assert rows[own].body == (f"【内江一卡通】张*明您好，您2026年11月耕地地力保护补贴500.00元已于12月4日"
+    assert rows[own].body == (f"【内江一卡通】张*明您好，您2026年11月测试到账补贴500.00元已于12月4日"
                               f"发放到尾号{tail[own]}的社会保障卡。")
-    assert rows[proxied].body == (f"【内江一卡通】李*红您好，您2026年11月耕地地力保护补贴500.00元已于12月4日"
+    assert rows[proxied].body == (f"【内江一卡通】李*红您好，您2026年11月测试到账补贴500.00元已于12月4日"
                                   f"发放到代管人尾号{tail[proxied]}的社会保障卡。")
     assert by_person[proxied].by_proxy and not by_person[own].by_proxy
     assert json.loads(rows[own].payload) == {"sms": {"name": "张*明", "period": "2026年11月", "amount": "500.00",
-                                                     "item": "耕地地力保护补贴", "date": "12月4日",
+                                                     "item": "测试到账补贴", "date": "12月4日",
                                                      "card": f"尾号{tail[own]}"}}
     for person, m in rows.items():
         assert (m.kind, m.channel, m.user_id, m.status, m.attempts) == ("arrival", "sms", None, "待发送", 0)
